@@ -1,0 +1,89 @@
+import { type Context, context, trace } from '@opentelemetry/api';
+import type { LoadedConfig } from '@smtpguard/config';
+import type { events } from '@smtpguard/contracts';
+import type { Logger } from '@smtpguard/logging';
+import { buildDecision, type DecisionInput } from './decision.js';
+import { FileDecisionPublisher } from './file-publisher.js';
+import { NatsDecisionPublisher, NatsUnavailableError } from './nats-publisher.js';
+import type { DecisionPublisher } from './publisher.js';
+
+export { buildDecision, DECISION_SUBJECTS, type DecisionInput, decisionSubject, type Outcome, type PhaseName } from './decision.js';
+export { FileDecisionPublisher } from './file-publisher.js';
+export { NatsDecisionPublisher, NatsUnavailableError } from './nats-publisher.js';
+export type { DecisionPublisher } from './publisher.js';
+
+/**
+ * NATS JetStream when nats.url is set, the decisions file otherwise. With nats.onUnavailable=exit an
+ * unreachable NATS throws NatsUnavailableError (the service exits non-zero with that message); with
+ * "buffer" it logs the error, keeps serving and sends buffered decisions once NATS is back.
+ */
+export async function createDecisionPublisher(
+  loaded: LoadedConfig,
+  service: string,
+  logger: Logger,
+): Promise<DecisionPublisher> {
+  const { nats, decisions, instance } = loaded.config;
+  if (!nats.url) {
+    const path = loaded.statePath(decisions.file);
+    logger.info({ file: path }, 'decisions go to a JSON-lines file (no nats.url)');
+    return new FileDecisionPublisher(path);
+  }
+  const publisher = new NatsDecisionPublisher({
+    servers: nats.url.split(',').map((s) => s.trim()),
+    stream: nats.decisionStream,
+    maxAgeSeconds: nats.decisionMaxAgeSeconds,
+    connectTimeoutMs: nats.connectTimeoutMs,
+    bufferLimit: nats.bufferLimit,
+    name: `${service}@${instance}`,
+    logger,
+  });
+  try {
+    await publisher.start();
+    logger.info({ url: nats.url, stream: nats.decisionStream }, 'publishing decisions to NATS JetStream');
+  } catch (err) {
+    if (!(err instanceof NatsUnavailableError) || nats.onUnavailable === 'exit') throw err;
+    logger.error(
+      { err: err.message, bufferLimit: nats.bufferLimit },
+      'NATS unreachable; serving anyway and buffering decisions until it is back (nats.onUnavailable=buffer)',
+    );
+    publisher.startInBackground();
+  }
+  return publisher;
+}
+
+/** Logs and publishes each decision of a service, stamped with the active trace id. */
+export class DecisionRecorder {
+  constructor(
+    readonly service: string,
+    private readonly publisher: DecisionPublisher,
+    private readonly logger: Logger,
+  ) {}
+
+  record(input: DecisionInput, ctx: Context = context.active()): events.Decision {
+    const traceId = trace.getSpanContext(ctx)?.traceId ?? '';
+    const d = buildDecision(this.service, input, traceId);
+    const line = {
+      decision: d.id,
+      session: input.session.sessionId,
+      phase: input.phase,
+      check: input.check,
+      outcome: input.outcome,
+      reason: input.reasonCode,
+      client_ip: input.session.clientIp,
+      sender: input.session.sender || undefined,
+      recipient: input.recipient,
+      reply: input.reply ? `${input.reply.code} ${input.reply.enhanced} ${input.reply.text}` : undefined,
+      latency_ms: input.latencyMs,
+      ...input.attributes,
+    };
+    if (input.outcome === 'pass' || input.outcome === 'skip') this.logger.debug(line, input.detail ?? 'decision');
+    else if (input.outcome === 'error') this.logger.warn(line, input.detail ?? 'decision');
+    else this.logger.info(line, input.detail ?? 'decision');
+    this.publisher.publish(d, ctx);
+    return d;
+  }
+
+  close(): Promise<void> {
+    return this.publisher.close();
+  }
+}

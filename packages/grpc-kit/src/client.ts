@@ -1,0 +1,57 @@
+import {
+  type CallOptions,
+  type Client,
+  type ClientUnaryCall,
+  credentials,
+  Metadata,
+  type ServiceError,
+  status,
+} from '@grpc/grpc-js';
+
+/** A backend call that did not produce an answer (unreachable, deadline, server error). */
+export class BackendError extends Error {
+  constructor(
+    readonly backend: string,
+    readonly method: string,
+    readonly code: status,
+    detail: string,
+  ) {
+    super(`${backend}.${method}: ${status[code] ?? code}: ${detail}`);
+    this.name = 'BackendError';
+  }
+}
+
+type ClientCtor<C> = new (address: string, creds: ReturnType<typeof credentials.createInsecure>, options?: object) => C;
+
+/** A client for a smtpguard service. Calls fail fast when the backend is down (no wait-for-ready). */
+export function createClient<C extends Client>(Ctor: ClientCtor<C>, address: string): C {
+  return new Ctor(address, credentials.createInsecure(), {
+    'grpc.keepalive_time_ms': 30_000,
+    'grpc.keepalive_timeout_ms': 10_000,
+    'grpc.initial_reconnect_backoff_ms': 200,
+    'grpc.max_reconnect_backoff_ms': 2000,
+  });
+}
+
+type UnaryMethod<Req, Res> = (
+  request: Req,
+  metadata: Metadata,
+  options: Partial<CallOptions>,
+  callback: (error: ServiceError | null, response: Res) => void,
+) => ClientUnaryCall;
+
+/** Calls one unary method with a deadline; any failure becomes a BackendError. */
+export function unary<Req, Res>(
+  backend: string,
+  client: Client,
+  method: UnaryMethod<Req, Res>,
+  request: Req,
+  deadlineMs: number,
+): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    method.call(client, request, new Metadata(), { deadline: Date.now() + deadlineMs }, (err, res) => {
+      if (err) reject(new BackendError(backend, method.name || 'call', err.code, err.details || err.message));
+      else resolve(res);
+    });
+  });
+}

@@ -1,0 +1,3 @@
+export { BackendError, createClient, unary } from './client.js';
+export { onShutdownSignal, runMain } from './lifecycle.js';
+export { type RunningGrpcServer, type ServiceBinding, startGrpcServer } from './server.js';

@@ -1,0 +1,67 @@
+import {
+  type Attributes,
+  type Context,
+  context,
+  propagation,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+} from '@opentelemetry/api';
+
+export { stopTelemetry } from './sdk.js';
+export { SpanKind };
+
+const tracer = trace.getTracer('smtpguard');
+
+/** Runs fn inside a new active span; the span records an exception and ends when fn settles. */
+export async function withSpan<T>(
+  name: string,
+  attributes: Attributes,
+  fn: (span: Span) => Promise<T>,
+  opts: { kind?: SpanKind; parent?: Context } = {},
+): Promise<T> {
+  const parent = opts.parent ?? context.active();
+  return tracer.startActiveSpan(name, { attributes, kind: opts.kind ?? SpanKind.INTERNAL }, parent, async (span) => {
+    try {
+      return await fn(span);
+    } catch (err) {
+      span.recordException(err as Error);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
+      throw err;
+    } finally {
+      span.end();
+    }
+  });
+}
+
+/** Starts a span that the caller ends (for spans that outlive one call, like an SMTP session). */
+export function startSpan(name: string, attributes: Attributes, parent?: Context): { span: Span; ctx: Context } {
+  const span = tracer.startSpan(name, { attributes, kind: SpanKind.SERVER }, parent ?? context.active());
+  return { span, ctx: trace.setSpan(parent ?? context.active(), span) };
+}
+
+/** Trace id of the active span, or "" when there is none. */
+export function currentTraceId(ctx: Context = context.active()): string {
+  const sc = trace.getSpanContext(ctx);
+  return sc && sc.traceId !== '00000000000000000000000000000000' ? sc.traceId : '';
+}
+
+/** Writes the W3C trace context (traceparent, tracestate) of ctx into a header setter. */
+export function injectTraceContext(set: (key: string, value: string) => void, ctx: Context = context.active()): void {
+  const carrier: Record<string, string> = {};
+  propagation.inject(ctx, carrier);
+  for (const [k, v] of Object.entries(carrier)) set(k, v);
+}
+
+/** Reads W3C trace context from headers (e.g. a NATS message) into a Context. */
+export function extractTraceContext(get: (key: string) => string | undefined): Context {
+  const carrier: Record<string, string> = {};
+  for (const k of ['traceparent', 'tracestate']) {
+    const v = get(k);
+    if (v) carrier[k] = v;
+  }
+  return propagation.extract(context.active(), carrier);
+}
+
+export { context, trace };
