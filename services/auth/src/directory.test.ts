@@ -1,0 +1,48 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseConfig } from '@smtpguard/config';
+import { auth } from '@smtpguard/contracts';
+import { Directory } from './directory.js';
+
+const HASH = 'scrypt$N=16384,r=8,p=1$AAAA$AAAA';
+const cfg = parseConfig(`
+auth:
+  domains:
+    - name: Example.test
+      mailboxes:
+        - { address: alice@example.test, passwordHash: "${HASH}" }
+        - { address: bob@example.test, passwordHash: "${HASH}", disabled: true }
+      aliases:
+        sales: [alice@example.test, partner@remote.test]
+        loop1: [loop2@example.test]
+        loop2: [loop1@example.test]
+        dangling: [nobody@example.test]
+    - name: catch.test
+      catchAll: alice@example.test
+    - name: off.test
+      disabled: true
+`);
+const dir = new Directory(cfg.auth.domains);
+const S = auth.RecipientStatus;
+
+describe('Directory.resolveRecipient', () => {
+  const cases: Array<[string, auth.RecipientStatus, string, string[]]> = [
+    ['Alice@EXAMPLE.test', S.RECIPIENT_STATUS_MAILBOX, 'rcpt.local', ['alice@example.test']],
+    ['bob@example.test', S.RECIPIENT_STATUS_MAILBOX_DISABLED, 'rcpt.mailbox_disabled', []],
+    ['carol@example.test', S.RECIPIENT_STATUS_UNKNOWN_USER, 'rcpt.unknown_user', []],
+    ['sales@example.test', S.RECIPIENT_STATUS_ALIAS, 'rcpt.local', ['alice@example.test', 'partner@remote.test']],
+    ['loop1@example.test', S.RECIPIENT_STATUS_ROUTING_LOOP, 'rcpt.routing_loop', []],
+    ['dangling@example.test', S.RECIPIENT_STATUS_ROUTING_LOOP, 'rcpt.routing_loop', []],
+    ['anyone@catch.test', S.RECIPIENT_STATUS_CATCH_ALL, 'rcpt.catch_all', ['alice@example.test']],
+    ['x@off.test', S.RECIPIENT_STATUS_DOMAIN_DISABLED, 'rcpt.domain_disabled', []],
+    ['x@remote.test', S.RECIPIENT_STATUS_NOT_LOCAL, 'rcpt.not_local', []],
+  ];
+  for (const [address, status, reason, delivery] of cases) {
+    it(`${address} -> ${auth.recipientStatusToJSON(status)}`, () => {
+      const r = dir.resolveRecipient(address);
+      assert.equal(r.status, status);
+      assert.equal(r.reasonCode, reason);
+      assert.deepEqual(r.deliveryAddresses, delivery);
+    });
+  }
+});

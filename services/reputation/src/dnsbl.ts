@@ -1,0 +1,71 @@
+import { isIP } from 'node:net';
+import type { Resolver } from 'node:dns/promises';
+import type { Config } from '@smtpguard/config';
+import { isNoData } from './dns.js';
+
+export interface ListHit {
+  zone: string;
+  answers: string[];
+  txt: string;
+}
+
+export interface DnsblResult {
+  hits: ListHit[];
+  failedZones: string[];
+}
+
+type Zone = Config['reputation']['dnsbl']['zones'][number];
+
+/** The DNSBL query name of an IP: reversed octets (IPv4) or reversed nibbles (IPv6), RFC 5782. */
+export function reverseName(ip: string): string {
+  if (isIP(ip) === 4) return ip.split('.').reverse().join('.');
+  if (isIP(ip) === 6) {
+    const [head = '', tail = ''] = ip.split('::');
+    const h = head ? head.split(':') : [];
+    const t = tail ? tail.split(':') : [];
+    const groups = ip.includes('::') ? [...h, ...Array(8 - h.length - t.length).fill('0'), ...t] : h;
+    return groups
+      .map((g) => g.padStart(4, '0'))
+      .join('')
+      .split('')
+      .reverse()
+      .join('.');
+  }
+  throw new Error(`not an IP address: ${ip}`);
+}
+
+/** An answer counts when it is in 127.0.0.0/8 (RFC 5782) and, if the zone names answers, one of them. */
+function counts(zone: Zone, answer: string): boolean {
+  if (zone.answers.length) return zone.answers.includes(answer);
+  return answer.startsWith('127.') && answer !== '127.0.0.1';
+}
+
+/** Looks the IP up in every zone in parallel. A zone that fails is reported, not treated as a listing. */
+export async function checkDnsbl(resolver: Resolver, zones: Zone[], ip: string): Promise<DnsblResult> {
+  // IPv4-mapped IPv6 (dual-stack listeners) is looked up as IPv4.
+  const addr = ip.startsWith('::ffff:') && isIP(ip.slice(7)) === 4 ? ip.slice(7) : ip;
+  const name = reverseName(addr);
+  const results = await Promise.all(
+    zones.map(async (zone): Promise<ListHit | 'clean' | 'failed'> => {
+      const q = `${name}.${zone.zone}`;
+      try {
+        const answers = (await resolver.resolve4(q)).filter((a) => counts(zone, a));
+        if (!answers.length) return 'clean';
+        const txt = await resolver.resolveTxt(q).then(
+          (r) => r.map((parts) => parts.join('')).join(' '),
+          () => '',
+        );
+        return { zone: zone.zone, answers, txt };
+      } catch (err) {
+        return isNoData(err) ? 'clean' : 'failed';
+      }
+    }),
+  );
+  const hits: ListHit[] = [];
+  const failedZones: string[] = [];
+  results.forEach((r, i) => {
+    if (r === 'failed') failedZones.push((zones[i] as Zone).zone);
+    else if (r !== 'clean') hits.push(r);
+  });
+  return { hits, failedZones };
+}
