@@ -1,0 +1,48 @@
+// `pnpm start`: the whole system on one machine, with the embedded defaults of the given config file.
+import { configPathFromArgs, ConfigError, loadConfig } from '@smtpguard/config';
+import { startSystem } from './system.js';
+
+async function main(): Promise<void> {
+  const path = configPathFromArgs();
+  const loaded = await loadConfig(path); // fail here, once, with the key and the problem
+  const c = loaded.config;
+  const system = await startSystem({
+    configPath: loaded.file,
+    onLog: (_line, raw) => process.stdout.write(`${raw}\n`),
+  });
+  const l = c.edge.listeners;
+  const hop = c.edge.nextHop;
+  const lines = [
+    '',
+    'smtpguard is running (Ctrl-C stops it):',
+    l.mx.enabled ? `  MX (inbound mail)          smtp://${l.mx.host}:${l.mx.port}` : '',
+    l.submission.enabled ? `  submission (AUTH required) smtp://${l.submission.host}:${l.submission.port}` : '',
+    `  auth / reputation / greylist gRPC  ${c.auth.listen}  ${c.reputation.listen}  ${c.greylist.listen}`,
+    `  accepted mail              ${hop.type === 'spool' ? `${loaded.statePath(hop.dir)}/new` : `${hop.type}://${hop.host}:${hop.port}`}`,
+    `  decisions                  ${c.nats.url ? `NATS ${c.nats.url} stream ${c.nats.decisionStream}` : loaded.statePath(c.decisions.file)}`,
+    `  config                     ${loaded.file}`,
+    '',
+  ].filter((x) => x !== '');
+  process.stdout.write(`${lines.join('\n')}\n\n`);
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    void system.stop().then(() => process.exit(0));
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  for (const s of system.services.values()) {
+    void s.exited.then((code) => {
+      if (stopping) return;
+      process.stderr.write(`smtpguard: ${s.name} exited unexpectedly (code ${code}); stopping the rest\n`);
+      stopping = true;
+      void system.stop().then(() => process.exit(1));
+    });
+  }
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(err instanceof ConfigError ? `smtpguard: ${err.message}\n` : `smtpguard: ${err.message}\n`);
+  process.exit(1);
+});

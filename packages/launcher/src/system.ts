@@ -1,0 +1,114 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+export const SERVICES = ['auth', 'reputation', 'greylist', 'smtp-edge'] as const;
+export type ServiceName = (typeof SERVICES)[number];
+
+export interface LogLine {
+  service?: string;
+  level?: string;
+  msg?: string;
+  [key: string]: unknown;
+}
+
+export interface SystemOptions {
+  configPath: string;
+  services?: readonly ServiceName[];
+  /** Extra environment for every service (e.g. OTEL_EXPORTER_OTLP_ENDPOINT). */
+  env?: Record<string, string>;
+  /** Receives every log line of every service (JSON-parsed when possible). */
+  onLog?: (line: LogLine, raw: string) => void;
+  /** Time a service gets to log that it started. */
+  startTimeoutMs?: number;
+}
+
+export interface RunningService {
+  name: ServiceName;
+  child: ChildProcess;
+  /** Resolves with the exit code when the process ends. */
+  exited: Promise<number | null>;
+}
+
+export interface RunningSystem {
+  services: Map<ServiceName, RunningService>;
+  /** Every log line so far, in arrival order. */
+  logs: LogLine[];
+  /** SIGTERM to each service, SIGKILL after timeoutMs. */
+  stop(timeoutMs?: number): Promise<void>;
+}
+
+const serviceMain = (name: ServiceName) => fileURLToPath(new URL(`../../../services/${name}/dist/main.js`, import.meta.url));
+const telemetryPreload = new URL('../../telemetry/dist/register.js', import.meta.url).href;
+
+/** Starts one service process; resolves once it logged "<name> started", rejects if it exits first. */
+export function startService(name: ServiceName, opts: SystemOptions, logs: LogLine[]): Promise<RunningService> {
+  const child = spawn(process.execPath, ['--import', telemetryPreload, serviceMain(name), '--config', opts.configPath], {
+    env: { ...process.env, OTEL_SERVICE_NAME: `smtpguard-${name}`, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const stderr: string[] = [];
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${name} did not start within ${opts.startTimeoutMs ?? 20_000} ms`));
+    }, opts.startTimeoutMs ?? 20_000);
+    const onLine = (raw: string) => {
+      let line: LogLine;
+      try {
+        line = JSON.parse(raw) as LogLine;
+      } catch {
+        line = { service: name, msg: raw };
+      }
+      logs.push(line);
+      opts.onLog?.(line, raw);
+      if (line.msg === `${name} started`) {
+        clearTimeout(timer);
+        resolve({ name, child, exited });
+      }
+    };
+    createInterface({ input: child.stdout }).on('line', onLine);
+    createInterface({ input: child.stderr }).on('line', (raw) => {
+      stderr.push(raw);
+      onLine(raw);
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited with code ${code} before it started: ${stderr.join('\n')}`));
+    });
+  });
+}
+
+async function stopService(s: RunningService, timeoutMs: number): Promise<void> {
+  if (s.child.exitCode !== null || s.child.signalCode !== null) return;
+  s.child.kill('SIGTERM');
+  const timer = setTimeout(() => s.child.kill('SIGKILL'), timeoutMs);
+  await s.exited;
+  clearTimeout(timer);
+}
+
+/** Starts the services (backends first, then the edge) as child processes of this one. */
+export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
+  const logs: LogLine[] = [];
+  const services = new Map<ServiceName, RunningService>();
+  const wanted = opts.services ?? SERVICES;
+  const system: RunningSystem = {
+    services,
+    logs,
+    async stop(timeoutMs = 15_000) {
+      const edge = services.get('smtp-edge');
+      if (edge) await stopService(edge, timeoutMs);
+      await Promise.all([...services.values()].map((s) => stopService(s, timeoutMs)));
+    },
+  };
+  try {
+    const backends = wanted.filter((n) => n !== 'smtp-edge');
+    for (const s of await Promise.all(backends.map((n) => startService(n, opts, logs)))) services.set(s.name, s);
+    if (wanted.includes('smtp-edge')) services.set('smtp-edge', await startService('smtp-edge', opts, logs));
+  } catch (err) {
+    await system.stop(2000);
+    throw err;
+  }
+  return system;
+}

@@ -1,0 +1,55 @@
+import type { Client } from '@grpc/grpc-js';
+import type { BackendConfig, Config } from '@smtpguard/config';
+import { auth, greylist, reputation } from '@smtpguard/contracts';
+import { createClient, unary } from '@smtpguard/grpc-kit';
+
+export type BackendName = 'auth' | 'reputation' | 'greylist';
+
+/** gRPC clients of the three backend services, rebuilt when their address changes in the config. */
+export class Backends {
+  auth!: auth.AuthServiceClient;
+  reputation!: reputation.ReputationServiceClient;
+  greylist!: greylist.GreylistServiceClient;
+  private cfg!: Config['edge']['backends'];
+
+  constructor(cfg: Config['edge']['backends']) {
+    this.update(cfg);
+  }
+
+  update(cfg: Config['edge']['backends']): void {
+    const prev = this.cfg;
+    this.cfg = cfg;
+    if (prev?.auth.address !== cfg.auth.address) {
+      this.auth?.close();
+      this.auth = createClient(auth.AuthServiceClient, cfg.auth.address);
+    }
+    if (prev?.reputation.address !== cfg.reputation.address) {
+      this.reputation?.close();
+      this.reputation = createClient(reputation.ReputationServiceClient, cfg.reputation.address);
+    }
+    if (prev?.greylist.address !== cfg.greylist.address) {
+      this.greylist?.close();
+      this.greylist = createClient(greylist.GreylistServiceClient, cfg.greylist.address);
+    }
+  }
+
+  settings(name: BackendName): BackendConfig {
+    return this.cfg[name];
+  }
+
+  /** One unary call with the backend's deadline; failures throw BackendError. */
+  call<Req, Res>(
+    name: BackendName,
+    method: Parameters<typeof unary<Req, Res>>[2],
+    request: Req,
+  ): Promise<Res> {
+    const client = this[name] as unknown as Client;
+    return unary(name, client, method, request, this.cfg[name].deadlineMs);
+  }
+
+  close(): void {
+    this.auth.close();
+    this.reputation.close();
+    this.greylist.close();
+  }
+}

@@ -1,0 +1,40 @@
+import { BlockList, isIP } from 'node:net';
+
+/**
+ * A list of client networks as administrators write them: single IPs, CIDRs (10.0.0.0/8, 2001:db8::/32)
+ * and ranges (192.168.0.1-50 or 192.168.0.1-192.168.0.50). match() returns the entry that matched.
+ */
+export class NetworkList {
+  private entries: Array<{ rule: string; list: BlockList }> = [];
+
+  constructor(rules: string[]) {
+    for (const raw of rules) {
+      const rule = raw.trim();
+      const list = new BlockList();
+      const cidr = /^(.+)\/(\d{1,3})$/.exec(rule);
+      const range = /^([\d.]+)-([\d.]+)$/.exec(rule);
+      if (cidr && isIP(cidr[1] as string)) {
+        const family = isIP(cidr[1] as string) === 4 ? 'ipv4' : 'ipv6';
+        list.addSubnet(cidr[1] as string, Number(cidr[2]), family);
+      } else if (range && isIP(range[1] as string) === 4) {
+        const start = range[1] as string;
+        let end = range[2] as string;
+        if (isIP(end) !== 4) end = `${start.split('.').slice(0, 3).join('.')}.${end}`;
+        if (isIP(end) !== 4) throw new Error(`bad address range "${rule}"`);
+        list.addRange(start, end, 'ipv4');
+      } else if (isIP(rule)) {
+        list.addAddress(rule, isIP(rule) === 4 ? 'ipv4' : 'ipv6');
+      } else {
+        throw new Error(`"${rule}" is not an IP, CIDR or range`);
+      }
+      this.entries.push({ rule, list });
+    }
+  }
+
+  match(ip: string): string | undefined {
+    const addr = ip.startsWith('::ffff:') && isIP(ip.slice(7)) === 4 ? ip.slice(7) : ip;
+    const family = isIP(addr) === 4 ? 'ipv4' : isIP(addr) === 6 ? 'ipv6' : undefined;
+    if (!family) return undefined;
+    return this.entries.find((e) => e.list.check(addr, family))?.rule;
+  }
+}

@@ -1,0 +1,43 @@
+import { events } from '@smtpguard/contracts';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { waitFor } from './ports.js';
+
+export interface ReceivedDecision {
+  subject: string;
+  msgId: string;
+  traceparent: string;
+  decision: events.Decision;
+}
+
+/** Listens to every decision published on NATS (core subscription on smtpguard.decision.v1.>). */
+export class DecisionTap {
+  readonly seen: ReceivedDecision[] = [];
+  private constructor(private readonly nc: NatsConnection) {}
+
+  static async open(url: string): Promise<DecisionTap> {
+    const nc = await connect({ servers: url });
+    const tap = new DecisionTap(nc);
+    const sub = nc.subscribe('smtpguard.decision.v1.>');
+    void (async () => {
+      for await (const m of sub) {
+        tap.seen.push({
+          subject: m.subject,
+          msgId: m.headers?.get('Nats-Msg-Id') ?? '',
+          traceparent: m.headers?.get('traceparent') ?? '',
+          decision: events.Decision.decode(m.data),
+        });
+      }
+    })();
+    await nc.flush();
+    return tap;
+  }
+
+  /** Waits for a decision matching pred. */
+  find(pred: (d: events.Decision, r: ReceivedDecision) => boolean, what: string): Promise<ReceivedDecision> {
+    return waitFor(`decision ${what}`, () => this.seen.find((r) => pred(r.decision, r)), 5000);
+  }
+
+  close(): Promise<void> {
+    return this.nc.close();
+  }
+}

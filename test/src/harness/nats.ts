@@ -1,0 +1,49 @@
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { connect as tcpConnect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, waitFor } from './ports.js';
+
+export interface NatsServer {
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+function natsBinary(): string {
+  for (const p of ['/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server']) if (existsSync(p)) return p;
+  const which = spawnSync('sh', ['-c', 'command -v nats-server']).stdout?.toString().trim();
+  if (which) return which;
+  throw new Error('nats-server not found: run `pnpm test:setup` (installs the Debian package)');
+}
+
+const canConnect = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const s = tcpConnect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+
+/** A real nats-server with JetStream on 127.0.0.1, storage in a temp dir. */
+export async function startNats(): Promise<NatsServer> {
+  const port = await freePort();
+  const dir = await mkdtemp(join(tmpdir(), 'sg-nats-'));
+  const child: ChildProcess = spawn(natsBinary(), ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], {
+    stdio: 'ignore',
+  });
+  await waitFor('nats-server to accept connections', async () => (await canConnect(port)) || undefined);
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    async stop() {
+      if (child.exitCode !== null) return;
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    },
+  };
+}
