@@ -4,12 +4,16 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
 const candidates = ['/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server'];
-const found = () => candidates.find((p) => existsSync(p)) ?? (spawnSync('sh', ['-c', 'command -v nats-server']).stdout?.toString().trim() || '');
+const found = () =>
+  candidates.find((p) => existsSync(p)) ??
+  (spawnSync('sh', ['-c', 'command -v nats-server']).stdout?.toString().trim() || '');
 
 let path = found();
 if (!path) {
   if (process.getuid?.() !== 0) {
-    console.error('nats-server is missing: install the Debian package (sudo apt-get install -y nats-server) and run again');
+    console.error(
+      'nats-server is missing: install the Debian package (sudo apt-get install -y nats-server) and run again',
+    );
     process.exit(1);
   }
   console.log('installing nats-server (Debian package) ...');

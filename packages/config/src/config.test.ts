@@ -29,15 +29,20 @@ describe('config', () => {
   it('rejects unknown keys instead of ignoring a typo', () => {
     assert.throws(
       () => parseConfig('greylist:\n  delaySecond: 10\n'),
-      (err: unknown) => err instanceof ConfigError && err.problems[0] === 'greylist: unknown key "delaySecond"',
+      (err: unknown) =>
+        err instanceof ConfigError && err.problems[0] === 'greylist: unknown key "delaySecond"',
     );
   });
 
   it('rejects a clear-text password', () => {
     assert.throws(
-      () => parseConfig('auth:\n  domains:\n    - name: a.test\n      mailboxes:\n        - { address: u@a.test, passwordHash: secret }\n'),
+      () =>
+        parseConfig(
+          'auth:\n  domains:\n    - name: a.test\n      mailboxes:\n        - { address: u@a.test, passwordHash: secret }\n',
+        ),
       (err: unknown) =>
-        err instanceof ConfigError && /^auth\.domains\.0\.mailboxes\.0\.passwordHash: /.test(err.problems[0] ?? ''),
+        err instanceof ConfigError &&
+        /^auth\.domains\.0\.mailboxes\.0\.passwordHash: /.test(err.problems[0] ?? ''),
     );
   });
 

@@ -55,7 +55,9 @@ const smtpHop = z.strictObject({
 const mailbox = z.strictObject({
   address: z.email(),
   // scrypt hash as printed by `smtpguard hash-password` (never a clear-text password).
-  passwordHash: z.string().regex(/^scrypt\$/, 'expected a hash from `smtpguard hash-password` ("scrypt$...")'),
+  passwordHash: z
+    .string()
+    .regex(/^scrypt\$/, 'expected a hash from `smtpguard hash-password` ("scrypt$...")'),
   disabled: z.boolean().default(false),
 });
 
@@ -88,7 +90,10 @@ export const configSchema = z.strictObject({
       url: z.string().default(''),
       decisionStream: z.string().default('SMTPGUARD_DECISIONS'),
       // How long the decision stream keeps events.
-      decisionMaxAgeSeconds: z.int().positive().default(7 * 24 * 3600),
+      decisionMaxAgeSeconds: z
+        .int()
+        .positive()
+        .default(7 * 24 * 3600),
       connectTimeoutMs: z.int().positive().default(2000),
       // NATS unreachable at start: "buffer" keeps serving and buffers decisions; "exit" stops the service.
       onUnavailable: z.enum(['buffer', 'exit']).default('buffer'),
@@ -117,7 +122,10 @@ export const configSchema = z.strictObject({
       // Allow AUTH without TLS. Only for loopback or when TLS ends at a trusted proxy.
       allowInsecureAuth: z.boolean().default(false),
       // Largest message accepted (SIZE); larger ones get 552 5.3.4.
-      maxMessageBytes: z.int().positive().default(25 * 1024 * 1024),
+      maxMessageBytes: z
+        .int()
+        .positive()
+        .default(25 * 1024 * 1024),
       // Recipients per transaction; more get 452 4.5.3.
       maxRecipients: z.int().positive().default(100),
       // Idle time before the edge answers 421 4.4.2 and closes (RFC 5321 suggests 5 minutes).
@@ -183,9 +191,15 @@ export const configSchema = z.strictObject({
       // A new triplet is deferred until this many seconds have passed.
       delaySeconds: z.int().nonnegative().default(300),
       // A first retry later than this after first sight starts the triplet over.
-      retryWindowSeconds: z.int().positive().default(2 * 24 * 3600),
+      retryWindowSeconds: z
+        .int()
+        .positive()
+        .default(2 * 24 * 3600),
       // Triplets not seen for this long are forgotten.
-      expirySeconds: z.int().positive().default(35 * 24 * 3600),
+      expirySeconds: z
+        .int()
+        .positive()
+        .default(35 * 24 * 3600),
       // Client network of a triplet: IPv4 /24 and IPv6 /64 by default; 32/128 keys on the host.
       ipv4Prefix: z.int().min(0).max(32).default(24),
       ipv6Prefix: z.int().min(0).max(128).default(64),

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { common, events } from '@smtpguard/contracts';
+import { type common, events } from '@smtpguard/contracts';
 
 export type Outcome = 'pass' | 'fail' | 'defer' | 'skip' | 'error';
 export type PhaseName = 'connect' | 'helo' | 'auth' | 'mail' | 'rcpt' | 'data' | 'queue';
@@ -36,7 +36,12 @@ export interface DecisionInput {
   messageId?: string;
 }
 
-export function buildDecision(service: string, input: DecisionInput, traceId: string, now = new Date()): events.Decision {
+export function buildDecision(
+  service: string,
+  input: DecisionInput,
+  traceId: string,
+  now = new Date(),
+): events.Decision {
   return events.Decision.fromPartial({
     id: randomUUID(),
     time: now,
@@ -60,7 +65,10 @@ export function buildDecision(service: string, input: DecisionInput, traceId: st
 
 /** smtpguard.decision.v1.<service>.<phase>: narrowest token last, so consumers can filter by phase. */
 export function decisionSubject(d: events.Decision): string {
-  const phase = events.phaseToJSON(d.phase).replace(/^PHASE_/, '').toLowerCase();
+  const phase = events
+    .phaseToJSON(d.phase)
+    .replace(/^PHASE_/, '')
+    .toLowerCase();
   return `smtpguard.decision.v1.${d.service}.${phase}`;
 }
 

@@ -7,7 +7,14 @@ import { FileDecisionPublisher } from './file-publisher.js';
 import { NatsDecisionPublisher, NatsUnavailableError } from './nats-publisher.js';
 import type { DecisionPublisher } from './publisher.js';
 
-export { buildDecision, DECISION_SUBJECTS, type DecisionInput, decisionSubject, type Outcome, type PhaseName } from './decision.js';
+export {
+  buildDecision,
+  DECISION_SUBJECTS,
+  type DecisionInput,
+  decisionSubject,
+  type Outcome,
+  type PhaseName,
+} from './decision.js';
 export { FileDecisionPublisher } from './file-publisher.js';
 export { NatsDecisionPublisher, NatsUnavailableError } from './nats-publisher.js';
 export type { DecisionPublisher } from './publisher.js';
@@ -76,7 +83,8 @@ export class DecisionRecorder {
       latency_ms: input.latencyMs,
       ...input.attributes,
     };
-    if (input.outcome === 'pass' || input.outcome === 'skip') this.logger.debug(line, input.detail ?? 'decision');
+    if (input.outcome === 'pass' || input.outcome === 'skip')
+      this.logger.debug(line, input.detail ?? 'decision');
     else if (input.outcome === 'error') this.logger.warn(line, input.detail ?? 'decision');
     else this.logger.info(line, input.detail ?? 'decision');
     this.publisher.publish(d, ctx);

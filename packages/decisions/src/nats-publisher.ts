@@ -1,9 +1,8 @@
-import { type Context, context } from '@opentelemetry/api';
-import { propagation } from '@opentelemetry/api';
-import { events } from '@smtpguard/contracts';
-import type { Logger } from '@smtpguard/logging';
 import { type JetStreamClient, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, headers, type NatsConnection, nanos } from '@nats-io/transport-node';
+import { type Context, context, propagation } from '@opentelemetry/api';
+import { events } from '@smtpguard/contracts';
+import type { Logger } from '@smtpguard/logging';
 import { DECISION_SUBJECTS, decisionSubject } from './decision.js';
 import type { DecisionPublisher } from './publisher.js';
 
@@ -62,7 +61,10 @@ export class NatsDecisionPublisher implements DecisionPublisher {
       if (this.closed || this.nc) return;
       this.connectOnce().then(
         () => {
-          this.opts.logger.info({ servers: this.opts.servers }, 'NATS reachable again; sending buffered decisions');
+          this.opts.logger.info(
+            { servers: this.opts.servers },
+            'NATS reachable again; sending buffered decisions',
+          );
           this.drain();
         },
         () => {
@@ -92,7 +94,8 @@ export class NatsDecisionPublisher implements DecisionPublisher {
     this.js = jetstream(nc, { timeout: 5000 });
     void (async () => {
       for await (const s of nc.status()) {
-        if (s.type === 'disconnect') this.opts.logger.warn({ server: s.server }, 'NATS disconnected; buffering decisions');
+        if (s.type === 'disconnect')
+          this.opts.logger.warn({ server: s.server }, 'NATS disconnected; buffering decisions');
         if (s.type === 'reconnect') {
           this.opts.logger.info({ server: s.server }, 'NATS reconnected');
           this.drain();
@@ -122,12 +125,20 @@ export class NatsDecisionPublisher implements DecisionPublisher {
     if (this.closed) return;
     const trace: Record<string, string> = {};
     propagation.inject(ctx, trace);
-    this.queue.push({ subject: decisionSubject(d), data: events.Decision.encode(d).finish(), id: d.id, trace });
+    this.queue.push({
+      subject: decisionSubject(d),
+      data: events.Decision.encode(d).finish(),
+      id: d.id,
+      trace,
+    });
     if (this.queue.length > this.opts.bufferLimit) {
       const over = this.queue.length - this.opts.bufferLimit;
       this.queue.splice(0, over);
       if (this.dropped === 0 || this.dropped % 1000 === 0) {
-        this.opts.logger.error({ dropped: this.dropped + over }, 'decision buffer full; dropping oldest decisions');
+        this.opts.logger.error(
+          { dropped: this.dropped + over },
+          'decision buffer full; dropping oldest decisions',
+        );
       }
       this.dropped += over;
     }
@@ -148,7 +159,10 @@ export class NatsDecisionPublisher implements DecisionPublisher {
           this.published += done;
           if (firstFailure >= 0) {
             const reason = (results[firstFailure] as PromiseRejectedResult).reason as Error;
-            this.opts.logger.warn({ err: reason.message, pending: this.queue.length }, 'decision publish failed; will retry');
+            this.opts.logger.warn(
+              { err: reason.message, pending: this.queue.length },
+              'decision publish failed; will retry',
+            );
             await new Promise((r) => setTimeout(r, 1000).unref());
             if (this.closed) break;
           }
@@ -174,7 +188,8 @@ export class NatsDecisionPublisher implements DecisionPublisher {
     }
     this.closed = true;
     clearTimeout(this.retryTimer);
-    if (this.queue.length) this.opts.logger.warn({ lost: this.queue.length }, 'decisions not published at shutdown');
+    if (this.queue.length)
+      this.opts.logger.warn({ lost: this.queue.length }, 'decisions not published at shutdown');
     await this.nc?.drain().catch(() => undefined);
   }
 }

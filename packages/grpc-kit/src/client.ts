@@ -21,7 +21,11 @@ export class BackendError extends Error {
   }
 }
 
-type ClientCtor<C> = new (address: string, creds: ReturnType<typeof credentials.createInsecure>, options?: object) => C;
+type ClientCtor<C> = new (
+  address: string,
+  creds: ReturnType<typeof credentials.createInsecure>,
+  options?: object,
+) => C;
 
 /** A client for a smtpguard service. Calls fail fast when the backend is down (no wait-for-ready). */
 export function createClient<C extends Client>(Ctor: ClientCtor<C>, address: string): C {

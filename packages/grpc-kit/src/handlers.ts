@@ -28,5 +28,8 @@ export function unaryHandler<Req, Res>(fn: (req: Req) => Promise<Res>): handleUn
 
 /** A handler for an RPC of the contract that this service version does not offer yet. */
 export function notImplemented<Req, Res>(rpc: string): handleUnaryCall<Req, Res> {
-  return (_call, callback) => callback(toServiceError(new GrpcStatusError(status.UNIMPLEMENTED, `${rpc} is not implemented in this version`)));
+  return (_call, callback) =>
+    callback(
+      toServiceError(new GrpcStatusError(status.UNIMPLEMENTED, `${rpc} is not implemented in this version`)),
+    );
 }

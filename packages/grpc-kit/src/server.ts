@@ -1,4 +1,9 @@
-import { type ServiceDefinition, Server, ServerCredentials, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import {
+  Server,
+  ServerCredentials,
+  type ServiceDefinition,
+  type UntypedServiceImplementation,
+} from '@grpc/grpc-js';
 import type { Logger } from '@smtpguard/logging';
 import { HealthImplementation } from 'grpc-health-check';
 
@@ -32,7 +37,9 @@ export async function startGrpcServer(
   const health = new HealthImplementation(statuses);
   health.addToServer(server);
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(listen, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(listen, ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(err) : resolve(p),
+    ),
   );
   logger.info({ listen, port, services: bindings.map((b) => b.name) }, 'gRPC server listening');
   return {

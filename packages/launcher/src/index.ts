@@ -1,1 +1,10 @@
-export { type LogLine, type RunningService, type RunningSystem, SERVICES, type ServiceName, startService, startSystem, type SystemOptions } from './system.js';
+export {
+  type LogLine,
+  type RunningService,
+  type RunningSystem,
+  SERVICES,
+  type ServiceName,
+  type SystemOptions,
+  startService,
+  startSystem,
+} from './system.js';

@@ -1,5 +1,5 @@
 // `pnpm start`: the whole system on one machine, with the embedded defaults of the given config file.
-import { configPathFromArgs, ConfigError, loadConfig } from '@smtpguard/config';
+import { ConfigError, configPathFromArgs, loadConfig } from '@smtpguard/config';
 import { startSystem } from './system.js';
 
 async function main(): Promise<void> {
@@ -16,7 +16,9 @@ async function main(): Promise<void> {
     '',
     'smtpguard is running (Ctrl-C stops it):',
     l.mx.enabled ? `  MX (inbound mail)          smtp://${l.mx.host}:${l.mx.port}` : '',
-    l.submission.enabled ? `  submission (AUTH required) smtp://${l.submission.host}:${l.submission.port}` : '',
+    l.submission.enabled
+      ? `  submission (AUTH required) smtp://${l.submission.host}:${l.submission.port}`
+      : '',
     `  auth / reputation / greylist gRPC  ${c.auth.listen}  ${c.reputation.listen}  ${c.greylist.listen}`,
     `  accepted mail              ${hop.type === 'spool' ? `${loaded.statePath(hop.dir)}/new` : `${hop.type}://${hop.host}:${hop.port}`}`,
     `  decisions                  ${c.nats.url ? `NATS ${c.nats.url} stream ${c.nats.decisionStream}` : loaded.statePath(c.decisions.file)}`,
@@ -43,6 +45,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: Error) => {
-  process.stderr.write(err instanceof ConfigError ? `smtpguard: ${err.message}\n` : `smtpguard: ${err.message}\n`);
+  process.stderr.write(
+    err instanceof ConfigError ? `smtpguard: ${err.message}\n` : `smtpguard: ${err.message}\n`,
+  );
   process.exit(1);
 });

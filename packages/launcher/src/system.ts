@@ -38,15 +38,24 @@ export interface RunningSystem {
   stop(timeoutMs?: number): Promise<void>;
 }
 
-const serviceMain = (name: ServiceName) => fileURLToPath(new URL(`../../../services/${name}/dist/main.js`, import.meta.url));
+const serviceMain = (name: ServiceName) =>
+  fileURLToPath(new URL(`../../../services/${name}/dist/main.js`, import.meta.url));
 const telemetryPreload = new URL('../../telemetry/dist/register.js', import.meta.url).href;
 
 /** Starts one service process; resolves once it logged "<name> started", rejects if it exits first. */
-export function startService(name: ServiceName, opts: SystemOptions, logs: LogLine[]): Promise<RunningService> {
-  const child = spawn(process.execPath, ['--import', telemetryPreload, serviceMain(name), '--config', opts.configPath], {
-    env: { ...process.env, OTEL_SERVICE_NAME: `smtpguard-${name}`, ...opts.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+export function startService(
+  name: ServiceName,
+  opts: SystemOptions,
+  logs: LogLine[],
+): Promise<RunningService> {
+  const child = spawn(
+    process.execPath,
+    ['--import', telemetryPreload, serviceMain(name), '--config', opts.configPath],
+    {
+      env: { ...process.env, OTEL_SERVICE_NAME: `smtpguard-${name}`, ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const stderr: string[] = [];
   return new Promise((resolve, reject) => {
@@ -104,7 +113,8 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
   };
   try {
     const backends = wanted.filter((n) => n !== 'smtp-edge');
-    for (const s of await Promise.all(backends.map((n) => startService(n, opts, logs)))) services.set(s.name, s);
+    for (const s of await Promise.all(backends.map((n) => startService(n, opts, logs))))
+      services.set(s.name, s);
     if (wanted.includes('smtp-edge')) services.set('smtp-edge', await startService('smtp-edge', opts, logs));
   } catch (err) {
     await system.stop(2000);

@@ -1,4 +1,10 @@
-import { type Config, ConfigHandle, configPathFromArgs, type LoadedConfig, loadConfig } from '@smtpguard/config';
+import {
+  type Config,
+  ConfigHandle,
+  configPathFromArgs,
+  type LoadedConfig,
+  loadConfig,
+} from '@smtpguard/config';
 import { createDecisionPublisher, DecisionRecorder } from '@smtpguard/decisions';
 import { onShutdownSignal, runMain, type ServiceBinding, startGrpcServer } from '@smtpguard/grpc-kit';
 import { createLogger, type Logger } from '@smtpguard/logging';
@@ -31,8 +37,12 @@ export function runService(name: string, build: (ctx: ServiceContext) => Promise
     const publisher = await createDecisionPublisher(loaded, name, logger);
     const decisions = new DecisionRecorder(name, publisher, logger);
     const parts = await build({ config, logger, decisions });
-    const grpc = parts.grpc ? await startGrpcServer(parts.grpc.listen(loaded.config), parts.grpc.bindings, logger) : undefined;
-    config.watch((err) => logger.error({ err: err.message }, 'config change rejected; keeping the previous config'));
+    const grpc = parts.grpc
+      ? await startGrpcServer(parts.grpc.listen(loaded.config), parts.grpc.bindings, logger)
+      : undefined;
+    config.watch((err) =>
+      logger.error({ err: err.message }, 'config change rejected; keeping the previous config'),
+    );
     config.onChange((c) => {
       logger.level = c.config.logLevel;
       logger.info({ file: c.file }, 'config reloaded');

@@ -22,21 +22,30 @@ export async function withSpan<T>(
   opts: { kind?: SpanKind; parent?: Context } = {},
 ): Promise<T> {
   const parent = opts.parent ?? context.active();
-  return tracer.startActiveSpan(name, { attributes, kind: opts.kind ?? SpanKind.INTERNAL }, parent, async (span) => {
-    try {
-      return await fn(span);
-    } catch (err) {
-      span.recordException(err as Error);
-      span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
-      throw err;
-    } finally {
-      span.end();
-    }
-  });
+  return tracer.startActiveSpan(
+    name,
+    { attributes, kind: opts.kind ?? SpanKind.INTERNAL },
+    parent,
+    async (span) => {
+      try {
+        return await fn(span);
+      } catch (err) {
+        span.recordException(err as Error);
+        span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
+        throw err;
+      } finally {
+        span.end();
+      }
+    },
+  );
 }
 
 /** Starts a span that the caller ends (for spans that outlive one call, like an SMTP session). */
-export function startSpan(name: string, attributes: Attributes, parent?: Context): { span: Span; ctx: Context } {
+export function startSpan(
+  name: string,
+  attributes: Attributes,
+  parent?: Context,
+): { span: Span; ctx: Context } {
   const span = tracer.startSpan(name, { attributes, kind: SpanKind.SERVER }, parent ?? context.active());
   return { span, ctx: trace.setSpan(parent ?? context.active(), span) };
 }
@@ -48,7 +57,10 @@ export function currentTraceId(ctx: Context = context.active()): string {
 }
 
 /** Writes the W3C trace context (traceparent, tracestate) of ctx into a header setter. */
-export function injectTraceContext(set: (key: string, value: string) => void, ctx: Context = context.active()): void {
+export function injectTraceContext(
+  set: (key: string, value: string) => void,
+  ctx: Context = context.active(),
+): void {
   const carrier: Record<string, string> = {};
   propagation.inject(ctx, carrier);
   for (const [k, v] of Object.entries(carrier)) set(k, v);

@@ -1,6 +1,6 @@
-import { GrpcInstrumentation } from '@opentelemetry/instrumentation-grpc';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+import { GrpcInstrumentation } from '@opentelemetry/instrumentation-grpc';
 import { PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import { BatchSpanProcessor, NoopSpanProcessor } from '@opentelemetry/sdk-trace';
@@ -20,7 +20,9 @@ export async function startTelemetry(): Promise<void> {
   sdk = new NodeSDK({
     serviceName: env.OTEL_SERVICE_NAME ?? 'smtpguard',
     instrumentations: [new GrpcInstrumentation()],
-    spanProcessors: exportTraces ? [new BatchSpanProcessor({ exporter: new OTLPTraceExporter() })] : [new NoopSpanProcessor()],
+    spanProcessors: exportTraces
+      ? [new BatchSpanProcessor({ exporter: new OTLPTraceExporter() })]
+      : [new NoopSpanProcessor()],
     ...(exportMetrics
       ? { metricReaders: [new PeriodicExportingMetricReader({ exporter: new OTLPMetricExporter() })] }
       : {}),

@@ -30,7 +30,12 @@ describe('Directory.resolveRecipient', () => {
     ['Alice@EXAMPLE.test', S.RECIPIENT_STATUS_MAILBOX, 'rcpt.local', ['alice@example.test']],
     ['bob@example.test', S.RECIPIENT_STATUS_MAILBOX_DISABLED, 'rcpt.mailbox_disabled', []],
     ['carol@example.test', S.RECIPIENT_STATUS_UNKNOWN_USER, 'rcpt.unknown_user', []],
-    ['sales@example.test', S.RECIPIENT_STATUS_ALIAS, 'rcpt.local', ['alice@example.test', 'partner@remote.test']],
+    [
+      'sales@example.test',
+      S.RECIPIENT_STATUS_ALIAS,
+      'rcpt.local',
+      ['alice@example.test', 'partner@remote.test'],
+    ],
     ['loop1@example.test', S.RECIPIENT_STATUS_ROUTING_LOOP, 'rcpt.routing_loop', []],
     ['dangling@example.test', S.RECIPIENT_STATUS_ROUTING_LOOP, 'rcpt.routing_loop', []],
     ['anyone@catch.test', S.RECIPIENT_STATUS_CATCH_ALL, 'rcpt.catch_all', ['alice@example.test']],

@@ -60,7 +60,8 @@ export class Directory {
       domain: d ? domain : '',
     });
     if (!d) return result(auth.RecipientStatus.RECIPIENT_STATUS_NOT_LOCAL, 'rcpt.not_local');
-    if (d.disabled) return result(auth.RecipientStatus.RECIPIENT_STATUS_DOMAIN_DISABLED, 'rcpt.domain_disabled');
+    if (d.disabled)
+      return result(auth.RecipientStatus.RECIPIENT_STATUS_DOMAIN_DISABLED, 'rcpt.domain_disabled');
 
     const mailbox = this.mailboxes.get(addr);
     if (mailbox) {

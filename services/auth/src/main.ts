@@ -14,6 +14,9 @@ runService('auth', async ({ config, logger }) => {
     () => config.current.config.auth.mechanisms,
   );
   return {
-    grpc: { listen: (c) => c.auth.listen, bindings: [authServiceBinding({ directory: () => directory, authenticator })] },
+    grpc: {
+      listen: (c) => c.auth.listen,
+      bindings: [authServiceBinding({ directory: () => directory, authenticator })],
+    },
   };
 });

@@ -1,4 +1,4 @@
-import { randomBytes, scrypt, type ScryptOptions, timingSafeEqual } from 'node:crypto';
+import { randomBytes, type ScryptOptions, scrypt, timingSafeEqual } from 'node:crypto';
 
 // Password hashes: scrypt (RFC 7914) with a per-password random salt, stored as
 //   scrypt$N=<cost>,r=<blockSize>,p=<parallelization>$<salt base64>$<key base64>

@@ -12,11 +12,21 @@ async function setup(yaml = '') {
   const store = new FileTripletStore(join(dir, 't.jsonl'));
   const settings = parseConfig(yaml).greylist;
   let now = 1_000_000;
-  const g = new Greylister(store, () => settings, () => now);
+  const g = new Greylister(
+    store,
+    () => settings,
+    () => now,
+  );
   return { g, store, dir, advance: (s: number) => (now += s) };
 }
 
-const msg = { clientIp: '192.0.2.10', sender: 'a@remote.test', recipient: 'alice@example.test', authenticated: false, trusted: false };
+const msg = {
+  clientIp: '192.0.2.10',
+  sender: 'a@remote.test',
+  recipient: 'alice@example.test',
+  authenticated: false,
+  trusted: false,
+};
 
 describe('Greylister', () => {
   it('defers a new triplet, defers an early retry with the seconds left, passes after the delay', async () => {
@@ -27,7 +37,10 @@ describe('Greylister', () => {
     assert.equal(first.retryAfterSeconds, 300);
     advance(100);
     const early = await g.check(msg);
-    assert.deepEqual([early.action, early.reasonCode, early.retryAfterSeconds], ['defer', 'greylist.early_retry', 200]);
+    assert.deepEqual(
+      [early.action, early.reasonCode, early.retryAfterSeconds],
+      ['defer', 'greylist.early_retry', 200],
+    );
     advance(200);
     const ok = await g.check(msg);
     assert.deepEqual([ok.action, ok.reasonCode, ok.delayedSeconds], ['pass', 'greylist.passed', 300]);
@@ -60,10 +73,16 @@ describe('Greylister', () => {
 
   it('never greylists authenticated or trusted sessions, nor postmaster', async () => {
     const { g } = await setup();
-    assert.equal((await g.check({ ...msg, authenticated: true })).reasonCode, 'greylist.skipped_authenticated');
+    assert.equal(
+      (await g.check({ ...msg, authenticated: true })).reasonCode,
+      'greylist.skipped_authenticated',
+    );
     assert.equal((await g.check({ ...msg, trusted: true })).reasonCode, 'greylist.skipped_authenticated');
     const pm = await g.check({ ...msg, recipient: 'Postmaster@example.test' });
-    assert.deepEqual([pm.action, pm.reasonCode, pm.rule], ['pass', 'greylist.whitelisted', 'recipient:postmaster']);
+    assert.deepEqual(
+      [pm.action, pm.reasonCode, pm.rule],
+      ['pass', 'greylist.whitelisted', 'recipient:postmaster'],
+    );
   });
 
   it('keys on the sender domain when SPF authorizes the client (sender IP pools)', async () => {
@@ -81,7 +100,11 @@ describe('Greylister', () => {
     const reopened = new FileTripletStore(join(dir, 't.jsonl'));
     assert.equal(await reopened.count(), 1);
     let now = 1_000_000;
-    const g2 = new Greylister(reopened, () => parseConfig('').greylist, () => now);
+    const g2 = new Greylister(
+      reopened,
+      () => parseConfig('').greylist,
+      () => now,
+    );
     now += 300;
     advance(0);
     assert.equal((await g2.check(msg)).action, 'pass');

@@ -55,7 +55,8 @@ export class Greylister {
       return { ...base, action: 'pass', reasonCode: 'greylist.skipped_authenticated' };
     }
     const rule = this.recipientWhitelisted(input.recipient, s.whitelistRecipients);
-    if (rule) return { ...base, action: 'pass', reasonCode: 'greylist.whitelisted', rule: `recipient:${rule}` };
+    if (rule)
+      return { ...base, action: 'pass', reasonCode: 'greylist.whitelisted', rule: `recipient:${rule}` };
 
     const client = input.spfPassDomain
       ? `spf:${input.spfPassDomain.toLowerCase()}`
@@ -89,6 +90,13 @@ export class Greylister {
     // The first retry came after the window: the sender is not a well-behaved MTA retrying; start over.
     if (age > s.retryWindowSeconds) return fresh();
     await this.store.put(key, { ...rec, lastSeen: now, passedAt: now, passCount: 1 });
-    return { ...base, key, action: 'pass', reasonCode: 'greylist.passed', delayedSeconds: age, ageSeconds: age };
+    return {
+      ...base,
+      key,
+      action: 'pass',
+      reasonCode: 'greylist.passed',
+      delayedSeconds: age,
+      ageSeconds: age,
+    };
   }
 }

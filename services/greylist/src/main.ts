@@ -5,10 +5,16 @@ import { greylistServiceBinding } from './transport/grpc.js';
 
 runService('greylist', async ({ config, logger, decisions }) => {
   const store = new FileTripletStore(config.current.statePath('greylist/triplets.jsonl'));
-  logger.info({ file: store.path, triplets: await store.count(), skippedLines: store.skippedLines }, 'greylist store loaded');
+  logger.info(
+    { file: store.path, triplets: await store.count(), skippedLines: store.skippedLines },
+    'greylist store loaded',
+  );
   const greylister = new Greylister(store, () => config.current.config.greylist);
   return {
-    grpc: { listen: (c) => c.greylist.listen, bindings: [greylistServiceBinding({ greylister, store, decisions })] },
+    grpc: {
+      listen: (c) => c.greylist.listen,
+      bindings: [greylistServiceBinding({ greylister, store, decisions })],
+    },
     stop: () => store.close(),
   };
 });

@@ -12,12 +12,15 @@ describe('normalizeSender', () => {
     ['bounce-1234-5678@lists.example', 'bounce-#-#@lists.example'],
     ['', '<>'],
   ];
-  for (const [input, want] of cases) it(`${input || '<>'} -> ${want}`, () => assert.equal(normalizeSender(input), want));
+  for (const [input, want] of cases)
+    it(`${input || '<>'} -> ${want}`, () => assert.equal(normalizeSender(input), want));
 });
 
 describe('clientNetwork', () => {
   it('IPv4 /24', () => assert.equal(clientNetwork('192.0.2.77', 24, 64), '192.0.2.0/24'));
   it('IPv4 by host', () => assert.equal(clientNetwork('192.0.2.77', 32, 128), '192.0.2.77/32'));
-  it('IPv4-mapped IPv6 is IPv4', () => assert.equal(clientNetwork('::ffff:192.0.2.77', 24, 64), '192.0.2.0/24'));
-  it('IPv6 /64', () => assert.equal(clientNetwork('2001:db8:1:2:3:4:5:6', 24, 64), '2001:db8:1:2:0:0:0:0/64'));
+  it('IPv4-mapped IPv6 is IPv4', () =>
+    assert.equal(clientNetwork('::ffff:192.0.2.77', 24, 64), '192.0.2.0/24'));
+  it('IPv6 /64', () =>
+    assert.equal(clientNetwork('2001:db8:1:2:3:4:5:6', 24, 64), '2001:db8:1:2:0:0:0:0/64'));
 });

@@ -9,6 +9,7 @@ describe('reverseName', () => {
       reverseName('2001:db8:1:2:3:4:567:89ab'),
       'b.a.9.8.7.6.5.0.4.0.0.0.3.0.0.0.2.0.0.0.1.0.0.0.8.b.d.0.1.0.0.2',
     ));
-  it('expands ::', () => assert.equal(reverseName('2001:db8::1'), `1.0.0.0${'.0'.repeat(20)}.8.b.d.0.1.0.0.2`));
+  it('expands ::', () =>
+    assert.equal(reverseName('2001:db8::1'), `1.0.0.0${'.0'.repeat(20)}.8.b.d.0.1.0.0.2`));
   it('refuses non-addresses', () => assert.throws(() => reverseName('example.org'), /not an IP/));
 });

@@ -1,5 +1,5 @@
-import { isIP } from 'node:net';
 import type { Resolver } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import type { Config } from '@smtpguard/config';
 import { isNoData } from './dns.js';
 

@@ -8,8 +8,14 @@ runService('reputation', async ({ config, logger }) => {
     resolver = createResolver(c.config.reputation.dns);
   });
   const { dns, dnsbl } = config.current.config.reputation;
-  logger.info({ dnsServers: dns.servers.length ? dns.servers : 'system', zones: dnsbl.zones.map((z) => z.zone) }, 'DNS lists');
+  logger.info(
+    { dnsServers: dns.servers.length ? dns.servers : 'system', zones: dnsbl.zones.map((z) => z.zone) },
+    'DNS lists',
+  );
   return {
-    grpc: { listen: (c) => c.reputation.listen, bindings: [reputationServiceBinding({ config, resolver: () => resolver })] },
+    grpc: {
+      listen: (c) => c.reputation.listen,
+      bindings: [reputationServiceBinding({ config, resolver: () => resolver })],
+    },
   };
 });

@@ -1,1 +1,1 @@
-export { Edge } from "./smtp/edge.js";
+export { Edge } from './smtp/edge.js';

@@ -15,7 +15,10 @@ runService('smtp-edge', async ({ config, logger, decisions }) => {
     try {
       policy.reload();
     } catch (err) {
-      logger.error({ err: (err as Error).message }, 'edge.trustedNetworks rejected; keeping the previous list');
+      logger.error(
+        { err: (err as Error).message },
+        'edge.trustedNetworks rejected; keeping the previous list',
+      );
     }
     const previous = nextHop;
     nextHop = createNextHop(c);

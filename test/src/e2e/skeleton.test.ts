@@ -35,7 +35,12 @@ before(async () => {
   });
   hop = await startCaptureServer();
   tap = await DecisionTap.open(nats.url);
-  sys = await startTestSystem({ natsUrl: nats.url, dnsServer: dns.address, nextHopPort: hop.port, greylistDelaySeconds: 2 });
+  sys = await startTestSystem({
+    natsUrl: nats.url,
+    dnsServer: dns.address,
+    nextHopPort: hop.port,
+    greylistDelaySeconds: 2,
+  });
 });
 
 after(async () => {
@@ -59,7 +64,11 @@ describe('walking skeleton', () => {
     assert.equal(retry.code, 250, retry.response);
 
     const edgeDefer = await tap.find(
-      (d) => d.service === 'smtp-edge' && d.check === 'greylist' && d.reasonCode === 'greylist.new' && d.session?.sender === mail.from,
+      (d) =>
+        d.service === 'smtp-edge' &&
+        d.check === 'greylist' &&
+        d.reasonCode === 'greylist.new' &&
+        d.session?.sender === mail.from,
       'edge greylist.new',
     );
     assertEnvelope(edgeDefer, 'smtp-edge', 'rcpt');
@@ -69,7 +78,11 @@ describe('walking skeleton', () => {
     assert.equal(edgeDefer.decision.recipient, 'alice@example.test');
     assert.equal(edgeDefer.decision.session?.clientIp, '127.0.0.1');
     assert.equal(edgeDefer.decision.session?.helo, 'client.example.net');
-    assert.ok(edgeDefer.decision.attributes.triplet?.startsWith('127.0.0.0/24|first@sender.example|alice@example.test'));
+    assert.ok(
+      edgeDefer.decision.attributes.triplet?.startsWith(
+        '127.0.0.0/24|first@sender.example|alice@example.test',
+      ),
+    );
     const serviceDefer = await tap.find(
       (d) => d.service === 'greylist' && d.reasonCode === 'greylist.new' && d.session?.sender === mail.from,
       'greylist service greylist.new',
@@ -78,7 +91,8 @@ describe('walking skeleton', () => {
     // The greylist service's decision belongs to the same trace as the edge's (gRPC propagates context).
     assert.equal(serviceDefer.decision.traceId, edgeDefer.decision.traceId);
     const passed = await tap.find(
-      (d) => d.service === 'smtp-edge' && d.reasonCode === 'greylist.passed' && d.session?.sender === mail.from,
+      (d) =>
+        d.service === 'smtp-edge' && d.reasonCode === 'greylist.passed' && d.session?.sender === mail.from,
       'greylist.passed',
     );
     assert.equal(passed.decision.outcome, events.Outcome.OUTCOME_PASS);
@@ -99,12 +113,18 @@ describe('walking skeleton', () => {
     assert.equal(got.from, from);
     assert.deepEqual(got.to, ['alice@example.test']);
     const text = got.raw.toString('utf8');
-    const received = /^Received: from client\.example\.net \(\[127\.0\.0\.1\]\)\r\n\tby mx\.example\.test \(smtpguard\) with ESMTP id ([0-9A-F]{20})\r\n\tfor <alice@example\.test>;\r\n\t[^\r\n]+\r\n/.exec(text);
+    const received =
+      /^Received: from client\.example\.net \(\[127\.0\.0\.1\]\)\r\n\tby mx\.example\.test \(smtpguard\) with ESMTP id ([0-9A-F]{20})\r\n\tfor <alice@example\.test>;\r\n\t[^\r\n]+\r\n/.exec(
+        text,
+      );
     assert.ok(received, `unexpected header block:\n${text.slice(0, 300)}`);
     assert.equal(r.response.endsWith(received[1] as string), true);
     assert.deepEqual(got.raw.subarray(Buffer.byteLength(received[0])), Buffer.from(message));
 
-    const queued = await tap.find((d) => d.reasonCode === 'queue.accepted' && d.messageId === received[1], 'queue.accepted');
+    const queued = await tap.find(
+      (d) => d.reasonCode === 'queue.accepted' && d.messageId === received[1],
+      'queue.accepted',
+    );
     assertEnvelope(queued, 'smtp-edge', 'queue');
     assert.equal(queued.decision.attributes.next_hop, `smtp://127.0.0.1:${hop.port}`);
   });
@@ -120,7 +140,10 @@ describe('walking skeleton', () => {
     assert.equal(r.code, 550, r.response);
     assert.match(r.response, /^550 5\.7\.1 Relaying denied: <victim@remote\.example> is not local/);
     assert.equal(hop.messages.length, before);
-    const d = await tap.find((x) => x.reasonCode === 'relay.denied' && x.recipient === 'victim@remote.example', 'relay.denied');
+    const d = await tap.find(
+      (x) => x.reasonCode === 'relay.denied' && x.recipient === 'victim@remote.example',
+      'relay.denied',
+    );
     assertEnvelope(d, 'smtp-edge', 'rcpt');
     assert.equal(d.decision.outcome, events.Outcome.OUTCOME_FAIL);
     assert.equal(d.decision.check, 'relay');
@@ -136,7 +159,10 @@ describe('walking skeleton', () => {
     });
     assert.equal(r.code, 550, r.response);
     assert.match(r.response, /^550 5\.1\.1 Unknown user <nobody@example\.test>/);
-    await tap.find((x) => x.reasonCode === 'rcpt.unknown_user' && x.recipient === 'nobody@example.test', 'rcpt.unknown_user');
+    await tap.find(
+      (x) => x.reasonCode === 'rcpt.unknown_user' && x.recipient === 'nobody@example.test',
+      'rcpt.unknown_user',
+    );
   });
 
   it('relays for an authenticated user on the submission port', async () => {
@@ -157,7 +183,13 @@ describe('walking skeleton', () => {
     );
     assert.equal(granted.decision.session?.authenticatedUser, ALICE.user);
     assert.equal(granted.decision.session?.listener, 2);
-    await tap.find((d) => d.reasonCode === 'auth.ok' && d.session?.authenticatedUser === '' && d.phase === events.Phase.PHASE_AUTH, 'auth.ok');
+    await tap.find(
+      (d) =>
+        d.reasonCode === 'auth.ok' &&
+        d.session?.authenticatedUser === '' &&
+        d.phase === events.Phase.PHASE_AUTH,
+      'auth.ok',
+    );
   });
 
   it('requires AUTH on the submission port (530 5.7.0) and refuses bad credentials (535 5.7.8)', async () => {
@@ -180,26 +212,46 @@ describe('walking skeleton', () => {
     assert.match(bad.response, /^535 5\.7\.8 /);
     const d = await tap.find((x) => x.reasonCode === 'auth.bad_credentials', 'auth.bad_credentials');
     assertEnvelope(d, 'smtp-edge', 'auth');
-    assert.ok(!JSON.stringify(events.Decision.toJSON(d.decision)).includes('wrong'), 'the password must not be in the event');
+    assert.ok(
+      !JSON.stringify(events.Decision.toJSON(d.decision)).includes('wrong'),
+      'the password must not be in the event',
+    );
   });
 
   it('refuses a client listed in the DNSBL with 554 5.7.1, but lets it reach postmaster', async () => {
     const listed = { port: sys.mxPort, localAddress: '127.0.0.2', from: 'bulk@sender.example' };
-    const r = await smtpSend({ ...listed, to: ['alice@example.test'], message: testMessage(listed.from, 'alice@example.test', 'dnsbl') });
+    const r = await smtpSend({
+      ...listed,
+      to: ['alice@example.test'],
+      message: testMessage(listed.from, 'alice@example.test', 'dnsbl'),
+    });
     assert.equal(r.code, 554, r.response);
-    assert.match(r.response, /^554 5\.7\.1 The IP address of the sender \(127\.0\.0\.2\) is listed on dnsbl\.test/);
-    const d = await tap.find((x) => x.reasonCode === 'dnsbl.listed' && x.phase === events.Phase.PHASE_RCPT, 'dnsbl.listed at rcpt');
+    assert.match(
+      r.response,
+      /^554 5\.7\.1 The IP address of the sender \(127\.0\.0\.2\) is listed on dnsbl\.test/,
+    );
+    const d = await tap.find(
+      (x) => x.reasonCode === 'dnsbl.listed' && x.phase === events.Phase.PHASE_RCPT,
+      'dnsbl.listed at rcpt',
+    );
     assertEnvelope(d, 'smtp-edge', 'rcpt');
     assert.equal(d.decision.attributes.zone, 'dnsbl.test');
     assert.equal(d.decision.session?.clientIp, '127.0.0.2');
     const atConnect = await tap.find(
-      (x) => x.reasonCode === 'dnsbl.listed' && x.phase === events.Phase.PHASE_CONNECT && x.session?.clientIp === '127.0.0.2',
+      (x) =>
+        x.reasonCode === 'dnsbl.listed' &&
+        x.phase === events.Phase.PHASE_CONNECT &&
+        x.session?.clientIp === '127.0.0.2',
       'dnsbl.listed at connect',
     );
     assertEnvelope(atConnect, 'smtp-edge', 'connect');
     assert.equal(atConnect.decision.reply, undefined, 'the verdict is kept at connect, not replied');
 
-    const pm = await smtpSend({ ...listed, to: ['postmaster@example.test'], message: testMessage(listed.from, 'postmaster@example.test', 'pm') });
+    const pm = await smtpSend({
+      ...listed,
+      to: ['postmaster@example.test'],
+      message: testMessage(listed.from, 'postmaster@example.test', 'pm'),
+    });
     assert.equal(pm.code, 250, pm.response);
     await tap.find((x) => x.reasonCode === 'dnsbl.exempt_recipient', 'dnsbl.exempt_recipient');
     assert.ok(dns.queries.includes('A 2.0.0.127.dnsbl.test'));
@@ -223,7 +275,9 @@ describe('walking skeleton', () => {
       assertEnvelope(d, 'smtp-edge', 'queue');
       assert.equal(d.decision.outcome, events.Outcome.OUTCOME_ERROR);
       assert.equal(
-        tap.seen.filter((x) => x.decision.reasonCode === 'queue.accepted' && x.decision.messageId === d.decision.messageId).length,
+        tap.seen.filter(
+          (x) => x.decision.reasonCode === 'queue.accepted' && x.decision.messageId === d.decision.messageId,
+        ).length,
         0,
       );
     } finally {

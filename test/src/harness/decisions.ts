@@ -1,5 +1,5 @@
-import { events } from '@smtpguard/contracts';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { events } from '@smtpguard/contracts';
 import { waitFor } from './ports.js';
 
 export interface ReceivedDecision {

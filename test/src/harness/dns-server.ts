@@ -17,7 +17,10 @@ export interface DnsServer {
  * A real DNS server on UDP 127.0.0.1 serving test zones: names not in `records` get NXDOMAIN,
  * names in `servfail` get SERVFAIL (a broken list).
  */
-export async function startDnsServer(records: Record<string, ZoneRecords>, servfail: string[] = []): Promise<DnsServer> {
+export async function startDnsServer(
+  records: Record<string, ZoneRecords>,
+  servfail: string[] = [],
+): Promise<DnsServer> {
   const sock = createSocket('udp4');
   const queries: string[] = [];
   const table = new Map(Object.entries(records).map(([k, v]) => [k.toLowerCase(), v]));
@@ -34,8 +37,10 @@ export async function startDnsServer(records: Record<string, ZoneRecords>, servf
     queries.push(`${q.type} ${name}`);
     const rec = table.get(name);
     const answers: dnsPacket.Answer[] = [];
-    if (rec && q.type === 'A') for (const ip of rec.A ?? []) answers.push({ type: 'A', name: q.name, ttl: 60, data: ip });
-    if (rec && q.type === 'TXT') for (const t of rec.TXT ?? []) answers.push({ type: 'TXT', name: q.name, ttl: 60, data: t });
+    if (rec && q.type === 'A')
+      for (const ip of rec.A ?? []) answers.push({ type: 'A', name: q.name, ttl: 60, data: ip });
+    if (rec && q.type === 'TXT')
+      for (const t of rec.TXT ?? []) answers.push({ type: 'TXT', name: q.name, ttl: 60, data: t });
     const rcode = servfail.some((z) => name.endsWith(z)) ? 2 : rec ? 0 : 3;
     const response = dnsPacket.encode({
       type: 'response',

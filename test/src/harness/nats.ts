@@ -13,7 +13,8 @@ export interface NatsServer {
 }
 
 function natsBinary(): string {
-  for (const p of ['/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server']) if (existsSync(p)) return p;
+  for (const p of ['/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server'])
+    if (existsSync(p)) return p;
   const which = spawnSync('sh', ['-c', 'command -v nats-server']).stdout?.toString().trim();
   if (which) return which;
   throw new Error('nats-server not found: run `pnpm test:setup` (installs the Debian package)');
@@ -30,12 +31,16 @@ const canConnect = (port: number) =>
   });
 
 /** A real nats-server with JetStream on 127.0.0.1, storage in a temp dir. */
-export async function startNats(): Promise<NatsServer> {
-  const port = await freePort();
+export async function startNats(fixedPort?: number): Promise<NatsServer> {
+  const port = fixedPort ?? (await freePort());
   const dir = await mkdtemp(join(tmpdir(), 'sg-nats-'));
-  const child: ChildProcess = spawn(natsBinary(), ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], {
-    stdio: 'ignore',
-  });
+  const child: ChildProcess = spawn(
+    natsBinary(),
+    ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir],
+    {
+      stdio: 'ignore',
+    },
+  );
   await waitFor('nats-server to accept connections', async () => (await canConnect(port)) || undefined);
   return {
     url: `nats://127.0.0.1:${port}`,

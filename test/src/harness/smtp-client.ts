@@ -31,7 +31,9 @@ export async function smtpSend(opts: SendOptions): Promise<SendResult> {
     greetingTimeout: 5000,
     socketTimeout: 15_000,
   });
-  const fail = (err: Error & { responseCode?: number; response?: string; rejected?: string[] }): SendResult => ({
+  const fail = (
+    err: Error & { responseCode?: number; response?: string; rejected?: string[] },
+  ): SendResult => ({
     code: err.responseCode ?? 0,
     response: err.response ?? err.message,
     accepted: [],
@@ -44,7 +46,9 @@ export async function smtpSend(opts: SendOptions): Promise<SendResult> {
     });
     if (opts.auth) {
       await new Promise<void>((resolve, reject) =>
-        conn.login({ user: opts.auth?.user ?? '', pass: opts.auth?.pass ?? '' }, (err) => (err ? reject(err) : resolve())),
+        conn.login({ user: opts.auth?.user ?? '', pass: opts.auth?.pass ?? '' }, (err) =>
+          err ? reject(err) : resolve(),
+        ),
       );
     }
     return await new Promise<SendResult>((resolve) =>

@@ -6,6 +6,10 @@ import { type RunningSystem, type ServiceName, startSystem } from '@smtpguard/la
 import { stringify } from 'yaml';
 import { freePort } from './ports.js';
 
+// Loosely typed on purpose: failure tests write invalid values, which the services must reject.
+// biome-ignore lint/suspicious/noExplicitAny: values of any shape, checked by the services
+type LooseConfig = Record<string, any>;
+
 export const ALICE = { user: 'alice@example.test', pass: 'correct horse battery' };
 
 export interface TestSystem {
@@ -24,13 +28,15 @@ export interface TestSystemOptions {
   greylistDelaySeconds?: number;
   services?: ServiceName[];
   /** Deep-merged over the generated config (for failure tests). */
-  override?: (config: Record<string, any>) => void;
+  override?: (config: LooseConfig) => void;
 }
 
 /** The test configuration: every port free on 127.0.0.1, example.test with alice, DNSBL zone dnsbl.test. */
-export async function buildConfig(opts: TestSystemOptions): Promise<{ config: Record<string, any>; mxPort: number; submissionPort: number }> {
+export async function buildConfig(
+  opts: TestSystemOptions,
+): Promise<{ config: LooseConfig; mxPort: number; submissionPort: number }> {
   const [mx, sub, a, r, g] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
-  const config: Record<string, any> = {
+  const config: LooseConfig = {
     instance: 'e2e',
     logLevel: 'debug',
     stateDir: 'state',

@@ -4,11 +4,18 @@ import type { Authenticator } from '../authenticator.js';
 import type { Directory } from '../directory.js';
 
 /** gRPC transport of the auth service: maps requests to the directory and authenticator. */
-export function authServiceBinding(deps: { directory: () => Directory; authenticator: Authenticator }): ServiceBinding {
+export function authServiceBinding(deps: {
+  directory: () => Directory;
+  authenticator: Authenticator;
+}): ServiceBinding {
   const implementation: auth.AuthServiceServer = {
     authenticate: unaryHandler(async (req: auth.AuthenticateRequest) => {
       const out = await deps.authenticator.authenticate(req.mechanism, req.username, req.password);
-      return auth.AuthenticateResponse.fromPartial({ result: out.result, account: out.account, reasonCode: out.reasonCode });
+      return auth.AuthenticateResponse.fromPartial({
+        result: out.result,
+        account: out.account,
+        reasonCode: out.reasonCode,
+      });
     }),
     resolveRecipient: unaryHandler(async (req: auth.ResolveRecipientRequest) => {
       const r = deps.directory().resolveRecipient(req.address);

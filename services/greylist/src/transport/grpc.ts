@@ -31,7 +31,8 @@ export function greylistServiceBinding(deps: {
       deps.decisions.record({
         phase: 'rcpt',
         check: 'greylist',
-        outcome: r.reasonCode === 'greylist.skipped_authenticated' ? 'skip' : r.action === 'pass' ? 'pass' : 'defer',
+        outcome:
+          r.reasonCode === 'greylist.skipped_authenticated' ? 'skip' : r.action === 'pass' ? 'pass' : 'defer',
         reasonCode: r.reasonCode,
         session,
         recipient: req.recipient,
@@ -77,5 +78,9 @@ export function greylistServiceBinding(deps: {
     addWhitelistEntry: notImplemented('AddWhitelistEntry'),
     removeWhitelistEntry: notImplemented('RemoveWhitelistEntry'),
   };
-  return { name: 'smtpguard.greylist.v1.GreylistService', definition: greylist.GreylistServiceService, implementation };
+  return {
+    name: 'smtpguard.greylist.v1.GreylistService',
+    definition: greylist.GreylistServiceService,
+    implementation,
+  };
 }

@@ -1,7 +1,10 @@
 import type { Readable } from 'node:stream';
 
 /** Reads the DATA stream; stops keeping bytes past maxBytes (the stream is still drained). */
-export async function readMessage(stream: Readable, maxBytes: number): Promise<{ data: Buffer; oversized: boolean }> {
+export async function readMessage(
+  stream: Readable,
+  maxBytes: number,
+): Promise<{ data: Buffer; oversized: boolean }> {
   const chunks: Buffer[] = [];
   let size = 0;
   let oversized = false;

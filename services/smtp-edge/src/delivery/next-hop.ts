@@ -48,7 +48,8 @@ export class SpoolNextHop implements NextHop {
     const tmp = join(this.dir, 'tmp', name);
     try {
       const head =
-        `Return-Path: <${envelope.from}>\r\n` + envelope.to.map((r) => `X-Smtpguard-Envelope-To: <${r}>\r\n`).join('');
+        `Return-Path: <${envelope.from}>\r\n` +
+        envelope.to.map((r) => `X-Smtpguard-Envelope-To: <${r}>\r\n`).join('');
       const fd = openSync(tmp, 'wx');
       try {
         writeSync(fd, head);
@@ -103,7 +104,10 @@ export class SmtpNextHop implements NextHop {
 
   async deliver(_id: string, envelope: Envelope, message: Buffer): Promise<void> {
     try {
-      const info = await this.transport.sendMail({ envelope: { from: envelope.from, to: envelope.to }, raw: message });
+      const info = await this.transport.sendMail({
+        envelope: { from: envelope.from, to: envelope.to },
+        raw: message,
+      });
       if (info.rejected.length) {
         throw Object.assign(new Error(`next hop rejected ${info.rejected.join(', ')}: ${info.response}`), {
           responseCode: 550,

@@ -68,7 +68,12 @@ export class Policy {
         return verdict;
       }),
     );
-    const vars: Vars = { ...sessionVars(s), recipient: extra.recipient, message_id: extra.messageId, ...v.vars };
+    const vars: Vars = {
+      ...sessionVars(s),
+      recipient: extra.recipient,
+      message_id: extra.messageId,
+      ...v.vars,
+    };
     const reply = v.refuse ? replyFor(v.reason, vars) : undefined;
     this.decisions.record(
       {
@@ -94,7 +99,13 @@ export class Policy {
   private failure(name: BackendName, err: unknown, reasonCode: string): Verdict {
     const error = err instanceof BackendError ? err.message : String(err);
     const refuse = this.backends.settings(name).failureMode === 'fail-closed';
-    return { outcome: 'error', reason: reasonCode, refuse, vars: { error }, attributes: { error, failure_mode: this.backends.settings(name).failureMode } };
+    return {
+      outcome: 'error',
+      reason: reasonCode,
+      refuse,
+      vars: { error },
+      attributes: { error, failure_mode: this.backends.settings(name).failureMode },
+    };
   }
 
   // --- connect ------------------------------------------------------------------------------
@@ -162,7 +173,11 @@ export class Policy {
         return { outcome: 'fail', reason: r.reasonCode || 'auth.bad_credentials', vars, refuse: true };
       } catch (err) {
         // Authentication cannot fail open: a backend failure is always a temporary refusal.
-        return { ...this.failure('auth', err, 'auth.unavailable'), vars: { ...vars, error: String(err instanceof Error ? err.message : err) }, refuse: true };
+        return {
+          ...this.failure('auth', err, 'auth.unavailable'),
+          vars: { ...vars, error: String(err instanceof Error ? err.message : err) },
+          refuse: true,
+        };
       }
     });
     return account;
@@ -220,7 +235,14 @@ export class Policy {
           case S.RECIPIENT_STATUS_ALIAS:
           case S.RECIPIENT_STATUS_LIST:
             local = true;
-            return { outcome: 'pass', reason: 'rcpt.local', vars: { ...vars, kind: auth.recipientStatusToJSON(r.status).replace('RECIPIENT_STATUS_', '').toLowerCase() } };
+            return {
+              outcome: 'pass',
+              reason: 'rcpt.local',
+              vars: {
+                ...vars,
+                kind: auth.recipientStatusToJSON(r.status).replace('RECIPIENT_STATUS_', '').toLowerCase(),
+              },
+            };
           case S.RECIPIENT_STATUS_CATCH_ALL:
             local = true;
             return { outcome: 'pass', reason: 'rcpt.catch_all', vars };
@@ -240,7 +262,8 @@ export class Policy {
     if (mode === 'open') return { outcome: 'pass', reason: 'relay.granted.open' };
     if (mode === 'closed') return { outcome: 'fail', reason: 'relay.closed', refuse: true };
     if (s.user) return { outcome: 'pass', reason: 'relay.granted.authenticated' };
-    if (s.trustedRule) return { outcome: 'pass', reason: 'relay.granted.trusted_ip', vars: { rule: s.trustedRule } };
+    if (s.trustedRule)
+      return { outcome: 'pass', reason: 'relay.granted.trusted_ip', vars: { rule: s.trustedRule } };
     return { outcome: 'fail', reason: 'relay.denied', refuse: true };
   }
 
@@ -259,8 +282,15 @@ export class Policy {
           return { outcome: 'error', reason: 'dnsbl.error', vars: { error: verdict.error }, refuse: true };
         }
         const vars = { zone: verdict.zone, answers: verdict.answers };
-        if (ALWAYS_REACHABLE.has(localPart)) return { outcome: 'skip', reason: 'dnsbl.exempt_recipient', vars };
-        return { outcome: 'fail', reason: 'dnsbl.listed', vars, attributes: { zone: verdict.zone }, refuse: true };
+        if (ALWAYS_REACHABLE.has(localPart))
+          return { outcome: 'skip', reason: 'dnsbl.exempt_recipient', vars };
+        return {
+          outcome: 'fail',
+          reason: 'dnsbl.listed',
+          vars,
+          attributes: { zone: verdict.zone },
+          refuse: true,
+        };
       },
       { recipient },
     );
@@ -281,10 +311,21 @@ export class Policy {
             spfPassDomain: '',
             dnswlListed: false,
           });
-          const vars = { triplet: r.tripletKey, retry_after: r.retryAfterSeconds, delayed: r.delayedSeconds, rule: r.whitelistRule };
+          const vars = {
+            triplet: r.tripletKey,
+            retry_after: r.retryAfterSeconds,
+            delayed: r.delayedSeconds,
+            rule: r.whitelistRule,
+          };
           const attributes = { triplet: r.tripletKey };
           if (r.action === greylist.Action.ACTION_DEFER) {
-            return { outcome: 'defer', reason: r.reasonCode, vars, attributes: { ...attributes, retry_after: String(r.retryAfterSeconds) }, refuse: true };
+            return {
+              outcome: 'defer',
+              reason: r.reasonCode,
+              vars,
+              attributes: { ...attributes, retry_after: String(r.retryAfterSeconds) },
+              refuse: true,
+            };
           }
           const outcome = r.reasonCode === 'greylist.skipped_authenticated' ? 'skip' : 'pass';
           return { outcome, reason: r.reasonCode, vars, attributes };

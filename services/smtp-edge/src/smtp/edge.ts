@@ -2,9 +2,14 @@ import type { AddressInfo } from 'node:net';
 import type { ConfigHandle } from '@smtpguard/config';
 import type { Logger } from '@smtpguard/logging';
 import { context, startSpan, trace } from '@smtpguard/telemetry';
-import { SMTPServer, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
+import {
+  SMTPServer,
+  type SMTPServerDataStream,
+  type SMTPServerOptions,
+  type SMTPServerSession,
+} from 'smtp-server';
 import { readMessage, receivedHeader } from '../delivery/message.js';
-import { DeliveryError, newMessageId, type NextHop } from '../delivery/next-hop.js';
+import { DeliveryError, type NextHop, newMessageId } from '../delivery/next-hop.js';
 import type { Policy, Verdict } from '../policy/pipeline.js';
 import type { EdgeSession, ListenerName } from '../session.js';
 import { replyError, type SmtpReplyError } from './replies.js';
@@ -37,7 +42,9 @@ export class Edge {
       const l = listeners[name];
       if (!l.enabled) continue;
       const server = new SMTPServer(this.options(name));
-      server.on('error', (err) => this.logger.error({ listener: name, err: err.message }, 'SMTP listener error'));
+      server.on('error', (err) =>
+        this.logger.error({ listener: name, err: err.message }, 'SMTP listener error'),
+      );
       await new Promise<void>((resolve, reject) => {
         server.server.once('error', reject);
         server.listen(l.port, l.host, () => {
@@ -55,7 +62,9 @@ export class Edge {
 
   /** Stops accepting; sessions get shutdownGraceMs to finish, then smtp-server answers 421 and closes. */
   async stop(): Promise<void> {
-    await Promise.all(this.servers.map(({ server }) => new Promise<void>((resolve) => server.close(() => resolve()))));
+    await Promise.all(
+      this.servers.map(({ server }) => new Promise<void>((resolve) => server.close(() => resolve()))),
+    );
   }
 
   private options(listener: ListenerName): SMTPServerOptions {
@@ -80,7 +89,12 @@ export class Edge {
           (err) => cb(err, undefined),
           async () => {
             const s = this.session(session);
-            const account = await this.policy.authenticate(s, auth.method, auth.username ?? '', auth.password ?? '');
+            const account = await this.policy.authenticate(
+              s,
+              auth.method,
+              auth.username ?? '',
+              auth.password ?? '',
+            );
             s.user = account;
             cb(null, { user: account });
           },
@@ -117,10 +131,14 @@ export class Edge {
           answered = true;
           cb(err ?? null, message);
         };
-        this.guard(answer, async () => {
-          const message = await this.onData(stream, session);
-          answer(null, message);
-        }, true);
+        this.guard(
+          answer,
+          async () => {
+            const message = await this.onData(stream, session);
+            answer(null, message);
+          },
+          true,
+        );
         // A failure before the stream ended must still drain it, or the client hangs in DATA.
         stream.on('error', () => stream.resume());
       },
@@ -220,7 +238,12 @@ export class Edge {
               span.end();
             }
           });
-          return { outcome: 'pass', reason: 'queue.accepted', vars, attributes: { next_hop: hop.describe(), bytes: String(message.length) } };
+          return {
+            outcome: 'pass',
+            reason: 'queue.accepted',
+            vars,
+            attributes: { next_hop: hop.describe(), bytes: String(message.length) },
+          };
         } catch (err) {
           if (!(err instanceof DeliveryError)) throw err;
           return {

@@ -1,5 +1,5 @@
-import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import type { Reply } from '@smtpguard/reasons';
+import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 
 /**
  * The one place where SMTP wording meets smtp-server.

@@ -1,0 +1,268 @@
+// Embedded mode and every failure the skeleton must answer clearly: bad config, backends down,
+// NATS down (buffer or exit), with real processes, a real nats-server and real SMTP clients.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { startSystem } from '@smtpguard/launcher';
+import { DecisionTap } from '../harness/decisions.js';
+import { type DnsServer, startDnsServer } from '../harness/dns-server.js';
+import { startNats } from '../harness/nats.js';
+import { freePort, waitFor } from '../harness/ports.js';
+import { smtpSend } from '../harness/smtp-client.js';
+import {
+  ALICE,
+  buildConfig,
+  startTestSystem,
+  type TestSystem,
+  testMessage,
+  writeConfig,
+} from '../harness/system.js';
+
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+const node = process.execPath;
+let dns: DnsServer;
+
+before(async () => {
+  dns = await startDnsServer({}, ['broken.test']);
+});
+after(async () => {
+  await dns?.close();
+});
+
+const submit = (sys: TestSystem, subject: string) =>
+  smtpSend({
+    port: sys.submissionPort,
+    auth: ALICE,
+    from: ALICE.user,
+    to: ['friend@remote.example'],
+    message: testMessage(ALICE.user, 'friend@remote.example', subject),
+  });
+
+describe('embedded mode (no NATS, spool next hop)', () => {
+  it('writes accepted mail to the spool and decisions to the JSON-lines file', async () => {
+    const sys = await startTestSystem({ dnsServer: dns.address });
+    try {
+      const r = await submit(sys, 'embedded');
+      assert.equal(r.code, 250, r.response);
+      const id = /queued as ([0-9A-F]+)/.exec(r.response)?.[1];
+      const spool = join(sys.dir, 'state', 'spool', 'new');
+      const files = await readdir(spool);
+      assert.equal(files.length, 1);
+      assert.ok(files[0]?.includes(`.${id}.eml`));
+      const text = await readFile(join(spool, files[0] as string), 'utf8');
+      assert.match(
+        text,
+        /^Return-Path: <alice@example\.test>\r\nX-Smtpguard-Envelope-To: <friend@remote\.example>\r\nReceived: from /,
+      );
+      assert.ok(
+        text.endsWith(
+          '\r\n\r\nHello from the smtpguard end-to-end tests.\r\n.leading dot line stays intact\r\n' +
+            'Ümlauts and long lines stay byte for byte.\r\n',
+        ),
+        'the body arrives unchanged (dot-unstuffed)',
+      );
+      assert.deepEqual(await readdir(join(sys.dir, 'state', 'spool', 'tmp')), []);
+      const lines = await waitFor('queue.accepted in the decisions file', async () => {
+        const l = (await readFile(join(sys.dir, 'state', 'decisions.jsonl'), 'utf8'))
+          .trim()
+          .split('\n')
+          .map((x) => JSON.parse(x));
+        return l.some((d) => d.reasonCode === 'queue.accepted') ? l : undefined;
+      });
+      const accepted = lines.find((d) => d.reasonCode === 'queue.accepted');
+      assert.equal(accepted.subject, 'smtpguard.decision.v1.smtp-edge.queue');
+      assert.equal(accepted.messageId, id);
+      assert.equal(accepted.outcome, 'OUTCOME_PASS');
+    } finally {
+      await sys.stop();
+    }
+  });
+});
+
+describe('bad config', () => {
+  it('a service exits 1 naming the key and the problem', async () => {
+    const { config } = await buildConfig({ dnsServer: dns.address });
+    config.edge.listeners.mx.port = 'twenty-five';
+    config.greylist.delaySecond = 5;
+    const { configPath } = await writeConfig(config);
+    const r = spawnSync(node, [join(root, 'services/smtp-edge/dist/main.js'), '--config', configPath], {
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /^smtp-edge: invalid config .*smtpguard\.yaml:\n/);
+    assert.match(r.stderr, /- edge\.listeners\.mx\.port: Invalid input: expected number, received string/);
+    assert.match(r.stderr, /- greylist: unknown key "delaySecond"/);
+  });
+
+  it('the launcher refuses to start and says why', async () => {
+    const { configPath } = await writeConfig({ edge: { trustedNetworks: 'not-a-list' } });
+    const r = spawnSync(node, [join(root, 'packages/launcher/dist/main.js'), '--config', configPath], {
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /edge\.trustedNetworks: Invalid input: expected array/);
+  });
+
+  it('a bad trusted network entry is named', async () => {
+    const { config } = await buildConfig({ dnsServer: dns.address });
+    config.edge.trustedNetworks = ['10.0.0.0/8', 'mail.example.org/24'];
+    const { configPath } = await writeConfig(config);
+    const r = spawnSync(node, [join(root, 'services/smtp-edge/dist/main.js'), '--config', configPath], {
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /edge\.trustedNetworks: "mail\.example\.org\/24" is not an IP, CIDR or range/);
+  });
+
+  it('a missing file is named', () => {
+    const r = spawnSync(
+      node,
+      [join(root, 'services/auth/dist/main.js'), '--config', '/nonexistent/smtpguard.yaml'],
+      { encoding: 'utf8' },
+    );
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /cannot read the file: ENOENT/);
+  });
+});
+
+describe('backends unreachable', () => {
+  it('auth down: recipients get 451 4.3.0 (fail-closed), never a 5xx', async () => {
+    const sys = await startTestSystem({ dnsServer: dns.address, services: ['smtp-edge'] });
+    try {
+      const r = await smtpSend({
+        port: sys.mxPort,
+        from: 'x@sender.example',
+        to: ['alice@example.test'],
+        message: 'Subject: t\r\n\r\nx\r\n',
+      });
+      assert.equal(r.code, 451, r.response);
+      assert.match(r.response, /^451 4\.3\.0 Recipient <alice@example\.test> cannot be verified now/);
+      const a = await smtpSend({
+        port: sys.submissionPort,
+        auth: ALICE,
+        from: ALICE.user,
+        to: ['f@remote.example'],
+        message: 'x',
+      });
+      assert.equal(a.code, 454, a.response);
+      assert.match(a.response, /^454 4\.7\.0 Temporary authentication failure/);
+      const line = sys.system.logs.find((l) => l.reason === 'rcpt.lookup_unavailable');
+      assert.ok(line, 'a log line with the reason code');
+      assert.match(String(line.error), /^auth\.\w+: UNAVAILABLE/);
+    } finally {
+      await sys.stop();
+    }
+  });
+
+  it('greylist and reputation down: fail-open accepts and records the error', async () => {
+    const sys = await startTestSystem({ dnsServer: dns.address, services: ['auth', 'smtp-edge'] });
+    try {
+      const r = await smtpSend({
+        port: sys.mxPort,
+        from: 'x@sender.example',
+        to: ['alice@example.test'],
+        message: 'Subject: t\r\n\r\nx\r\n',
+      });
+      assert.equal(r.code, 250, r.response);
+      const grey = await waitFor('greylist.unavailable log', () =>
+        sys.system.logs.find((l) => l.reason === 'greylist.unavailable'),
+      );
+      assert.equal(grey.outcome, 'error');
+      assert.equal(grey.failure_mode, 'fail-open');
+      await waitFor('dnsbl.error log', () => sys.system.logs.find((l) => l.reason === 'dnsbl.error'));
+    } finally {
+      await sys.stop();
+    }
+  });
+
+  it('greylist down with failureMode fail-closed: 451 4.3.0', async () => {
+    const sys = await startTestSystem({
+      dnsServer: dns.address,
+      services: ['auth', 'reputation', 'smtp-edge'],
+      override: (c) => {
+        c.edge.backends.greylist.failureMode = 'fail-closed';
+      },
+    });
+    try {
+      const r = await smtpSend({
+        port: sys.mxPort,
+        from: 'x@sender.example',
+        to: ['alice@example.test'],
+        message: 'x',
+      });
+      assert.equal(r.code, 451, r.response);
+      assert.match(r.response, /^451 4\.3\.0 Temporary server error/);
+    } finally {
+      await sys.stop();
+    }
+  });
+});
+
+describe('NATS unreachable', () => {
+  it('onUnavailable=buffer: serves mail, logs the outage, publishes the buffered decisions once NATS is up', async () => {
+    const port = await freePort();
+    const url = `nats://127.0.0.1:${port}`;
+    const sys = await startTestSystem({ dnsServer: dns.address, natsUrl: url });
+    let nats: Awaited<ReturnType<typeof startNats>> | undefined;
+    let tap: DecisionTap | undefined;
+    try {
+      const outage = sys.system.logs.find(
+        (l) => l.service === 'smtp-edge' && /NATS unreachable/.test(String(l.msg)),
+      );
+      assert.ok(outage, 'the edge logs that NATS is unreachable');
+      assert.match(String(outage.err), new RegExp(`NATS unreachable at ${url}`));
+      const r = await submit(sys, 'nats-down');
+      assert.equal(r.code, 250, r.response);
+      nats = await startNats(port);
+      // Read the stream from the start: the buffered decisions arrive once the publisher reconnects.
+      tap = await DecisionTap.open(nats.url);
+      const { jetstream } = await import('@nats-io/jetstream');
+      const { connect } = await import('@nats-io/transport-node');
+      const nc = await connect({ servers: nats.url });
+      try {
+        const js = jetstream(nc);
+        const found = await waitFor(
+          'buffered queue.accepted in the stream',
+          async () => {
+            try {
+              const c = await js.consumers.get('SMTPGUARD_DECISIONS');
+              const batch = await c.fetch({ max_messages: 500, expires: 1000 });
+              for await (const m of batch) {
+                const { events } = await import('@smtpguard/contracts');
+                const d = events.Decision.decode(m.data);
+                if (d.reasonCode === 'queue.accepted') return d;
+              }
+            } catch {
+              return undefined;
+            }
+            return undefined;
+          },
+          15_000,
+        );
+        assert.equal(found.session?.authenticatedUser, ALICE.user);
+      } finally {
+        await nc.close();
+      }
+    } finally {
+      await sys.stop();
+      await tap?.close();
+      await nats?.stop();
+    }
+  });
+
+  it('onUnavailable=exit: the service exits 1 with the reason', async () => {
+    const { config } = await buildConfig({
+      dnsServer: dns.address,
+      natsUrl: `nats://127.0.0.1:${await freePort()}`,
+    });
+    config.nats.onUnavailable = 'exit';
+    const { configPath } = await writeConfig(config);
+    await assert.rejects(
+      startSystem({ configPath, services: ['greylist'] }),
+      /greylist exited with code 1 before it started: greylist: NATS unreachable at nats:\/\/127\.0\.0\.1:\d+/,
+    );
+  });
+});
