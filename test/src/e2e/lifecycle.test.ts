@@ -1,0 +1,129 @@
+// Health, telemetry export and graceful shutdown of the running services.
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage } from 'node:http';
+import { type Socket, connect as tcpConnect } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { credentials, makeGenericClientConstructor } from '@grpc/grpc-js';
+import { type RunningSystem, startSystem } from '@smtpguard/launcher';
+import { service as healthService } from 'grpc-health-check';
+import { type DnsServer, startDnsServer } from '../harness/dns-server.js';
+import { freePort, waitFor } from '../harness/ports.js';
+import { smtpSend } from '../harness/smtp-client.js';
+import { ALICE, buildConfig, writeConfig } from '../harness/system.js';
+
+let dns: DnsServer;
+let sys: RunningSystem;
+let config: Awaited<ReturnType<typeof buildConfig>>;
+const otlp: Array<{ path: string; body: Buffer }> = [];
+const collector = createServer((req: IncomingMessage, res) => {
+  const chunks: Buffer[] = [];
+  req.on('data', (c: Buffer) => chunks.push(c));
+  req.on('end', () => {
+    otlp.push({ path: req.url ?? '', body: Buffer.concat(chunks) });
+    res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+  });
+});
+
+before(async () => {
+  dns = await startDnsServer({});
+  const collectorPort = await freePort();
+  await new Promise<void>((r) => collector.listen(collectorPort, '127.0.0.1', r));
+  config = await buildConfig({ dnsServer: dns.address });
+  config.config.edge.shutdownGraceMs = 1500;
+  const { configPath } = await writeConfig(config.config);
+  sys = await startSystem({
+    configPath,
+    env: {
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${collectorPort}`,
+      OTEL_BSP_SCHEDULE_DELAY: '100',
+      OTEL_METRIC_EXPORT_INTERVAL: '600000',
+    },
+  });
+});
+
+after(async () => {
+  await sys?.stop(5000);
+  collector.close();
+  await dns?.close();
+});
+
+describe('lifecycle', () => {
+  it('every backend answers grpc.health.v1 SERVING, for the server and its service', async () => {
+    const Health = makeGenericClientConstructor(healthService, 'Health');
+    const targets: Array<[string, string]> = [
+      [config.config.auth.listen, 'smtpguard.auth.v1.AuthService'],
+      [config.config.reputation.listen, 'smtpguard.reputation.v1.ReputationService'],
+      [config.config.greylist.listen, 'smtpguard.greylist.v1.GreylistService'],
+    ];
+    for (const [address, name] of targets) {
+      const client = new Health(address, credentials.createInsecure());
+      for (const svc of ['', name]) {
+        const res = await new Promise<{ status: string | number }>((resolve, reject) =>
+          client.makeUnaryRequest(
+            '/grpc.health.v1.Health/Check',
+            (x: { service: string }) => Buffer.from([0x0a, x.service.length, ...Buffer.from(x.service)]),
+            (b: Buffer) => ({ status: b.length ? (b[1] as number) : 0 }),
+            { service: svc },
+            (err, r) => (err || !r ? reject(err) : resolve(r)),
+          ),
+        );
+        assert.equal(res.status, 1, `${address} ${svc || '(server)'} is SERVING`);
+      }
+      client.close();
+    }
+  });
+
+  it('exports traces over OTLP: the SMTP session and the gRPC calls it made', async () => {
+    const r = await smtpSend({
+      port: config.submissionPort,
+      auth: ALICE,
+      from: ALICE.user,
+      to: ['alice@example.test'],
+      message: 'Subject: traced\r\n\r\nbody\r\n',
+    });
+    assert.equal(r.code, 250, r.response);
+    const has = (needle: string) => otlp.some((x) => x.path === '/v1/traces' && x.body.includes(needle));
+    await waitFor(
+      'edge spans',
+      () => has('smtpguard-smtp-edge') && has('smtp.session') && has('rcpt recipient'),
+      10_000,
+    );
+    await waitFor(
+      'auth server span',
+      () => has('smtpguard-auth') && has('AuthService/ResolveRecipient'),
+      10_000,
+    );
+  });
+
+  it('on SIGTERM the edge stops accepting, gives open sessions the grace period, then answers 421', async () => {
+    const edge = sys.services.get('smtp-edge');
+    assert.ok(edge);
+    const sock: Socket = tcpConnect(config.mxPort, '127.0.0.1');
+    let received = '';
+    sock.on('data', (d) => {
+      received += d.toString();
+    });
+    await waitFor('banner', () => received.startsWith('220 ') || undefined);
+    sock.write('EHLO client.example.net\r\n');
+    await waitFor('EHLO reply', () => /250 [^\r\n]*\r\n$/.test(received) || undefined);
+    const closed = new Promise<void>((r) => sock.once('close', () => r()));
+    const t0 = Date.now();
+    edge.child.kill('SIGTERM');
+    await waitFor('listener closed', async () => {
+      const refused = await new Promise<boolean>((resolve) => {
+        const c = tcpConnect(config.mxPort, '127.0.0.1');
+        c.once('connect', () => {
+          c.destroy();
+          resolve(false);
+        });
+        c.once('error', () => resolve(true));
+      });
+      return refused || undefined;
+    });
+    await closed;
+    const waited = Date.now() - t0;
+    assert.match(received, /\r\n421 [^\r\n]+\r\n$/);
+    assert.ok(waited >= 1000, `the session got the grace period (closed after ${waited} ms)`);
+    assert.equal(await edge.exited, 0);
+  });
+});
