@@ -195,7 +195,7 @@ export const configSchema = z.strictObject({
         .int()
         .positive()
         .default(2 * 24 * 3600),
-      // Triplets not seen for this long are forgotten.
+      // Triplets (and auto-whitelisted clients) not seen for this long are forgotten.
       expirySeconds: z
         .int()
         .positive()
@@ -203,8 +203,44 @@ export const configSchema = z.strictObject({
       // Client network of a triplet: IPv4 /24 and IPv6 /64 by default; 32/128 keys on the host.
       ipv4Prefix: z.int().min(0).max(32).default(24),
       ipv6Prefix: z.int().min(0).max(128).default(64),
-      // Recipients never greylisted (local part or full address).
+      // Recipients never greylisted (local part, full address or @domain).
       whitelistRecipients: z.array(z.string()).default(['postmaster', 'abuse']),
+      // Clients never greylisted: IP, CIDR, range (192.168.0.1-50), host name or .domain (verified reverse DNS).
+      whitelistClients: z.array(z.string()).default([]),
+      autoWhitelist: z
+        .strictObject({
+          // A client that completed this many deliveries is no longer greylisted; 0 turns it off.
+          deliveries: z.int().nonnegative().default(5),
+          // A client's deliveries count at most once per this many seconds.
+          intervalSeconds: z.int().nonnegative().default(3600),
+        })
+        .prefault({}),
+      // Clients on a DNS allow list (reputation.dnswl.zones) skip greylisting.
+      skipDnswl: z.boolean().default(true),
+      // Key the triplet on the sender domain when its SPF authorizes the client (sender IP pools).
+      spfDomainKeying: z.boolean().default(true),
+      store: z
+        .strictObject({
+          // file: embedded, one process; nats-kv: shared by replicas (needs nats.url).
+          type: z.enum(['file', 'nats-kv']).default('file'),
+          // Journal of the file store (below stateDir).
+          file: z.string().default('greylist/triplets.jsonl'),
+          // Prefix of the NATS KV bucket names (<prefix>_triplets, <prefix>_clients, <prefix>_whitelist).
+          bucketPrefix: z
+            .string()
+            .regex(/^[A-Za-z0-9_-]+$/)
+            .default('smtpguard_greylist'),
+        })
+        .prefault({}),
+      // Where greylisting applies, as MailEnable does: server default, per domain (force = every mailbox),
+      // per mailbox. Values: on | off (domains also: force).
+      scope: z
+        .strictObject({
+          default: z.enum(['on', 'off']).default('on'),
+          domains: z.record(z.string(), z.enum(['on', 'off', 'force'])).default({}),
+          mailboxes: z.record(z.string(), z.enum(['on', 'off'])).default({}),
+        })
+        .prefault({}),
     })
     .prefault({}),
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { NetworkList } from './networks.js';
+import { NetworkList } from './network-list.js';
 
 describe('NetworkList', () => {
   const list = new NetworkList(['10.0.0.0/8', '192.168.0.1-50', '198.51.100.7', '2001:db8::/32']);

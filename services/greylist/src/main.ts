@@ -1,14 +1,12 @@
 import { runService } from '@smtpguard/service-runtime';
 import { Greylister } from './greylister.js';
-import { FileTripletStore } from './store/file-store.js';
+import { openStore } from './store/index.js';
 import { greylistServiceBinding } from './transport/grpc.js';
 
 runService('greylist', async ({ config, logger, decisions }) => {
-  const store = new FileTripletStore(config.current.statePath('greylist/triplets.jsonl'));
-  logger.info(
-    { file: store.path, triplets: await store.count(), skippedLines: store.skippedLines },
-    'greylist store loaded',
-  );
+  const store = await openStore(config.current);
+  const g = config.current.config.greylist;
+  logger.info({ store: g.store.type, triplets: await store.countTriplets() }, 'greylist store open');
   const greylister = new Greylister(store, () => config.current.config.greylist);
   return {
     grpc: {

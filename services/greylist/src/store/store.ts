@@ -7,13 +7,51 @@ export interface TripletRecord {
   passCount: number;
 }
 
-/** Storage of triplets: the embedded file store, or NATS KV on Kubernetes. */
-export interface TripletStore {
-  get(key: string): Promise<TripletRecord | undefined>;
-  put(key: string, record: TripletRecord): Promise<void>;
-  delete(key: string): Promise<boolean>;
-  /** Entries whose key contains query (all when empty), at most limit. */
-  list(query: string, limit: number): Promise<Array<[string, TripletRecord]>>;
-  count(): Promise<number>;
+/** Auto-whitelist state of one client (network, or spf:<domain>). */
+export interface ClientRecord {
+  /** Successful deliveries counted (at most one per autoWhitelist.intervalSeconds). */
+  deliveries: number;
+  lastCountedAt: number;
+  lastSeen: number;
+}
+
+export type WhitelistKind = 'client' | 'recipient';
+
+export interface WhitelistRecord {
+  kind: WhitelistKind;
+  value: string;
+  comment: string;
+  /** Unix seconds. */
+  createdAt: number;
+}
+
+/**
+ * Storage of the greylist: triplets, auto-whitelist clients and the administrator's whitelist.
+ * update* apply fn atomically: read, compute, write with compare-and-set, and on conflict read again and
+ * re-run fn (so fn must be pure). Two replicas updating the same key never lose an update.
+ */
+export interface GreylistStore {
+  getTriplet(key: string): Promise<TripletRecord | undefined>;
+  updateTriplet(
+    key: string,
+    fn: (current: TripletRecord | undefined) => TripletRecord,
+  ): Promise<TripletRecord>;
+  deleteTriplet(key: string): Promise<boolean>;
+  /** Triplets whose key contains query (all when empty), at most limit. */
+  listTriplets(query: string, limit: number): Promise<Array<[string, TripletRecord]>>;
+  countTriplets(): Promise<number>;
+
+  getClient(client: string): Promise<ClientRecord | undefined>;
+  updateClient(
+    client: string,
+    fn: (current: ClientRecord | undefined) => ClientRecord,
+  ): Promise<ClientRecord>;
+  /** Clients with at least `deliveries` counted deliveries. */
+  countClients(deliveries: number): Promise<number>;
+
+  listWhitelist(): Promise<WhitelistRecord[]>;
+  addWhitelist(entry: WhitelistRecord): Promise<void>;
+  removeWhitelist(kind: WhitelistKind, value: string): Promise<boolean>;
+
   close(): Promise<void>;
 }

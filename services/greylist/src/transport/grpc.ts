@@ -1,17 +1,39 @@
 import { status } from '@grpc/grpc-js';
 import { greylist } from '@smtpguard/contracts';
-import type { DecisionRecorder } from '@smtpguard/decisions';
-import { GrpcStatusError, notImplemented, type ServiceBinding, unaryHandler } from '@smtpguard/grpc-kit';
-import type { Greylister } from '../greylister.js';
-import type { TripletStore } from '../store/store.js';
+import type { DecisionRecorder, Outcome } from '@smtpguard/decisions';
+import { GrpcStatusError, type ServiceBinding, unaryHandler } from '@smtpguard/grpc-kit';
+import { ClientRules } from '@smtpguard/networks';
+import type { CheckReason, Greylister } from '../greylister.js';
+import type { GreylistStore, WhitelistKind } from '../store/store.js';
 
 const toDate = (s: number) => (s ? new Date(s * 1000) : undefined);
 
+const outcomes: Record<CheckReason, Outcome> = {
+  'greylist.new': 'defer',
+  'greylist.early_retry': 'defer',
+  'greylist.passed': 'pass',
+  'greylist.whitelisted': 'pass',
+  'greylist.auto_whitelisted': 'pass',
+  'greylist.skipped_authenticated': 'skip',
+  'greylist.disabled_for_recipient': 'skip',
+};
+
+function kindOf(k: greylist.WhitelistKind): WhitelistKind {
+  if (k === greylist.WhitelistKind.WHITELIST_KIND_CLIENT) return 'client';
+  if (k === greylist.WhitelistKind.WHITELIST_KIND_RECIPIENT) return 'recipient';
+  throw new GrpcStatusError(
+    status.INVALID_ARGUMENT,
+    'kind must be WHITELIST_KIND_CLIENT or WHITELIST_KIND_RECIPIENT',
+  );
+}
+
+/** gRPC transport of the greylist service: Check for the edge, the rest for administrators. */
 export function greylistServiceBinding(deps: {
   greylister: Greylister;
-  store: TripletStore;
+  store: GreylistStore;
   decisions: DecisionRecorder;
 }): ServiceBinding {
+  const { greylister, store, decisions } = deps;
   const implementation: greylist.GreylistServiceServer = {
     check: unaryHandler(async (req: greylist.CheckRequest) => {
       const session = req.session;
@@ -19,25 +41,47 @@ export function greylistServiceBinding(deps: {
         throw new GrpcStatusError(status.INVALID_ARGUMENT, 'session.client_ip and recipient are required');
       }
       const started = performance.now();
-      const r = await deps.greylister.check({
-        clientIp: session.clientIp,
-        sender: session.sender,
-        recipient: req.recipient,
-        authenticated: Boolean(session.authenticatedUser),
-        trusted: session.trusted,
-        spfPassDomain: req.spfPassDomain,
-        dnswlListed: req.dnswlListed,
-      });
-      deps.decisions.record({
+      let r: Awaited<ReturnType<Greylister['check']>>;
+      try {
+        r = await greylister.check({
+          clientIp: session.clientIp,
+          clientHostname: session.clientHostname,
+          sender: session.sender,
+          recipient: req.recipient,
+          authenticated: Boolean(session.authenticatedUser),
+          trusted: session.trusted,
+          spfPassDomain: req.spfPassDomain,
+          dnswlListed: req.dnswlListed,
+        });
+      } catch (err) {
+        decisions.record({
+          phase: 'rcpt',
+          check: 'greylist',
+          outcome: 'error',
+          reasonCode: 'greylist.unavailable',
+          detail: `greylist store failed: ${(err as Error).message}`,
+          session,
+          recipient: req.recipient,
+          latencyMs: performance.now() - started,
+          attributes: { error: (err as Error).message },
+        });
+        throw new GrpcStatusError(status.UNAVAILABLE, `greylist store failed: ${(err as Error).message}`);
+      }
+      decisions.record({
         phase: 'rcpt',
         check: 'greylist',
-        outcome:
-          r.reasonCode === 'greylist.skipped_authenticated' ? 'skip' : r.action === 'pass' ? 'pass' : 'defer',
+        outcome: outcomes[r.reasonCode],
         reasonCode: r.reasonCode,
         session,
         recipient: req.recipient,
         latencyMs: performance.now() - started,
-        attributes: { triplet: r.key, ...(r.rule ? { rule: r.rule } : {}) },
+        attributes: {
+          ...(r.key ? { triplet: r.key } : {}),
+          ...(r.client ? { client: r.client } : {}),
+          ...(r.rule ? { rule: r.rule } : {}),
+          ...(r.retryAfterSeconds ? { retry_after: String(r.retryAfterSeconds) } : {}),
+          ...(r.delayedSeconds ? { delayed: String(r.delayedSeconds) } : {}),
+        },
       });
       return greylist.CheckResponse.fromPartial({
         action: r.action === 'pass' ? greylist.Action.ACTION_PASS : greylist.Action.ACTION_DEFER,
@@ -49,8 +93,8 @@ export function greylistServiceBinding(deps: {
       });
     }),
     listEntries: unaryHandler(async (req: greylist.ListEntriesRequest) => {
-      const limit = req.limit || 100;
-      const rows = await deps.store.list(req.query, limit + 1);
+      const limit = Math.min(req.limit || 100, 10_000);
+      const rows = await store.listTriplets(req.query, limit + 1);
       return greylist.ListEntriesResponse.fromPartial({
         truncated: rows.length > limit,
         entries: rows.slice(0, limit).map(([key, r]) => {
@@ -69,14 +113,56 @@ export function greylistServiceBinding(deps: {
       });
     }),
     deleteEntry: unaryHandler(async (req: greylist.DeleteEntryRequest) =>
-      greylist.DeleteEntryResponse.fromPartial({ deleted: await deps.store.delete(req.key) }),
+      greylist.DeleteEntryResponse.fromPartial({ deleted: await store.deleteTriplet(req.key) }),
     ),
-    getStats: unaryHandler(async () =>
-      greylist.GetStatsResponse.fromPartial({ triplets: await deps.store.count() }),
+    listWhitelist: unaryHandler(async () =>
+      greylist.ListWhitelistResponse.fromPartial({
+        entries: (await store.listWhitelist()).map((e) => ({
+          kind:
+            e.kind === 'client'
+              ? greylist.WhitelistKind.WHITELIST_KIND_CLIENT
+              : greylist.WhitelistKind.WHITELIST_KIND_RECIPIENT,
+          value: e.value,
+          comment: e.comment,
+          createdAt: toDate(e.createdAt),
+        })),
+      }),
     ),
-    listWhitelist: notImplemented('ListWhitelist'),
-    addWhitelistEntry: notImplemented('AddWhitelistEntry'),
-    removeWhitelistEntry: notImplemented('RemoveWhitelistEntry'),
+    addWhitelistEntry: unaryHandler(async (req: greylist.AddWhitelistEntryRequest) => {
+      const e = req.entry;
+      if (!e?.value) throw new GrpcStatusError(status.INVALID_ARGUMENT, 'entry.value is required');
+      const kind = kindOf(e.kind);
+      const value = e.value.trim().toLowerCase();
+      if (kind === 'client') {
+        try {
+          new ClientRules([value]);
+        } catch (err) {
+          throw new GrpcStatusError(status.INVALID_ARGUMENT, (err as Error).message);
+        }
+      } else if (!/^(@?[^\s@]+(\.[^\s@]+)+|[^\s@]+@[^\s@]+|[^\s@]+)$/.test(value)) {
+        throw new GrpcStatusError(
+          status.INVALID_ARGUMENT,
+          `"${value}" is not an address, local part or @domain`,
+        );
+      }
+      await store.addWhitelist({ kind, value, comment: e.comment, createdAt: Math.floor(Date.now() / 1000) });
+      greylister.invalidate();
+      return {};
+    }),
+    removeWhitelistEntry: unaryHandler(async (req: greylist.RemoveWhitelistEntryRequest) => {
+      const removed = await store.removeWhitelist(kindOf(req.kind), req.value.trim().toLowerCase());
+      greylister.invalidate();
+      return greylist.RemoveWhitelistEntryResponse.fromPartial({ removed });
+    }),
+    getStats: unaryHandler(async () => {
+      const [triplets, whitelist] = await Promise.all([store.countTriplets(), store.listWhitelist()]);
+      const threshold = Math.max(1, greylister.autoWhitelistThreshold());
+      return greylist.GetStatsResponse.fromPartial({
+        triplets,
+        autoWhitelistedClients: await store.countClients(threshold),
+        whitelistEntries: whitelist.length,
+      });
+    }),
   };
   return {
     name: 'smtpguard.greylist.v1.GreylistService',

@@ -3,12 +3,12 @@ import type { Config } from '@smtpguard/config';
 import { auth, greylist } from '@smtpguard/contracts';
 import type { DecisionRecorder, Outcome, PhaseName } from '@smtpguard/decisions';
 import { BackendError } from '@smtpguard/grpc-kit';
+import { NetworkList } from '@smtpguard/networks';
 import { reason, render, replyFor, type Vars } from '@smtpguard/reasons';
 import { withSpan } from '@smtpguard/telemetry';
 import type { BackendName, Backends } from '../backends.js';
 import { type DnsblVerdict, type EdgeSession, sessionContext, sessionVars } from '../session.js';
 import { replyError } from '../smtp/replies.js';
-import { NetworkList } from './networks.js';
 
 /** What one check concluded. `refuse` sends the reason's catalog reply (4xx/5xx) to the client. */
 export interface Verdict {
@@ -327,7 +327,10 @@ export class Policy {
               refuse: true,
             };
           }
-          const outcome = r.reasonCode === 'greylist.skipped_authenticated' ? 'skip' : 'pass';
+          const skipped =
+            r.reasonCode === 'greylist.skipped_authenticated' ||
+            r.reasonCode === 'greylist.disabled_for_recipient';
+          const outcome = skipped ? 'skip' : 'pass';
           return { outcome, reason: r.reasonCode, vars, attributes };
         } catch (err) {
           return this.failure('greylist', err, 'greylist.unavailable');

@@ -1,0 +1,30 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ClientRules } from './client-rules.js';
+
+describe('ClientRules', () => {
+  const rules = new ClientRules([
+    '192.0.2.0/24',
+    '198.51.100.1-20',
+    'mail.example.org',
+    '.outbound.protection.test',
+    'mimecast.test',
+  ]);
+  it('matches IP rules', () => {
+    assert.equal(rules.match('192.0.2.9'), '192.0.2.0/24');
+    assert.equal(rules.match('198.51.100.20'), '198.51.100.1-20');
+  });
+  it('matches host names and domains on the verified reverse name only', () => {
+    assert.equal(rules.match('203.0.113.1', 'mail.example.org'), 'mail.example.org');
+    assert.equal(rules.match('203.0.113.1', 'x1.eu.outbound.protection.test.'), '.outbound.protection.test');
+    assert.equal(rules.match('203.0.113.1', 'smtp-1.mimecast.test'), 'mimecast.test');
+    assert.equal(rules.match('203.0.113.1', 'evilmimecast.test'), undefined);
+    assert.equal(rules.match('203.0.113.1', ''), undefined);
+  });
+  it('refuses garbage', () => {
+    assert.throws(
+      () => new ClientRules(['not a rule']),
+      /"not a rule" is not an IP, CIDR, range, host name or domain/,
+    );
+  });
+});

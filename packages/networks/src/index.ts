@@ -1,0 +1,2 @@
+export { ClientRules } from './client-rules.js';
+export { NetworkList } from './network-list.js';
