@@ -1,11 +1,14 @@
 // The smtpguard command: `pnpm smtpguard <command>`.
 import { hashPassword } from '@smtpguard/auth';
+import { loadConfig } from '@smtpguard/config';
 import { allReasons, explain } from '@smtpguard/reasons';
+import { greylistCommand, greylistUsage } from './greylist.js';
 
-const usage = `usage: smtpguard <command>
+const usage = `usage: smtpguard <command> [--config FILE]
   hash-password [PASSWORD]   print a hash for auth.domains[].mailboxes[].passwordHash (reads stdin without PASSWORD)
   explain CODE               what a reason code means and how to resolve it
-  reasons                    list every reason code`;
+  reasons                    list every reason code
+${greylistUsage}`;
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -15,8 +18,18 @@ async function readStdin(): Promise<string> {
     .replace(/\r?\n$/, '');
 }
 
+/** Removes `--name VALUE` from args and returns VALUE. */
+function option(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  return i >= 0 ? args.splice(i, 2)[1] : undefined;
+}
+
 async function main(argv: string[]): Promise<number> {
-  const [cmd, arg] = argv;
+  const args = [...argv];
+  const configPath = option(args, '--config') ?? process.env.SMTPGUARD_CONFIG;
+  const addressOpt = option(args, '--address');
+  const [cmd, arg] = args;
+  const out = (line: string) => process.stdout.write(`${line}\n`);
   switch (cmd) {
     case 'hash-password': {
       const password = arg ?? (await readStdin());
@@ -24,24 +37,32 @@ async function main(argv: string[]): Promise<number> {
         process.stderr.write('smtpguard: empty password\n');
         return 2;
       }
-      process.stdout.write(`${await hashPassword(password)}\n`);
+      out(await hashPassword(password));
       return 0;
     }
     case 'explain':
       if (!arg) break;
-      try {
-        process.stdout.write(`${explain(arg)}\n`);
-        return 0;
-      } catch (err) {
-        process.stderr.write(`smtpguard: ${(err as Error).message}\n`);
-        return 1;
-      }
-    case 'reasons':
-      for (const r of allReasons()) process.stdout.write(`${r.code.padEnd(30)} ${r.summary}\n`);
+      out(explain(arg));
       return 0;
+    case 'reasons':
+      for (const r of allReasons()) out(`${r.code.padEnd(32)} ${r.summary}`);
+      return 0;
+    case 'greylist': {
+      const address =
+        addressOpt ?? (configPath ? (await loadConfig(configPath)).config.greylist.listen : '127.0.0.1:7103');
+      return greylistCommand(args.slice(1), address, out);
+    }
   }
   process.stderr.write(`${usage}\n`);
   return 2;
 }
 
-process.exitCode = await main(process.argv.slice(2));
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: Error) => {
+    process.stderr.write(`smtpguard: ${err.message}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -151,7 +151,21 @@ export const configSchema = z.strictObject({
       checks: z
         .strictObject({
           dnsbl: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
-          greylist: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
+          greylist: z
+            .strictObject({
+              enabled: z.boolean().default(true),
+              // Add "X-Greylist: delayed N seconds" to messages whose recipients were held back.
+              delayHeader: z.boolean().default(true),
+            })
+            .prefault({}),
+          spf: z
+            .strictObject({
+              // Evaluate SPF at MAIL FROM (decision spf.*; feeds greylist sender-pool keying).
+              enabled: z.boolean().default(true),
+              // Refuse MAIL FROM when SPF fails (550 5.7.23). Off: record only.
+              rejectFail: z.boolean().default(false),
+            })
+            .prefault({}),
         })
         .prefault({}),
     })
@@ -182,6 +196,16 @@ export const configSchema = z.strictObject({
           zones: z.array(dnsZone).default([]),
         })
         .prefault({}),
+      // DNS allow lists (DNSWL): listed clients skip greylisting (greylist.skipDnswl).
+      dnswl: z
+        .strictObject({
+          zones: z.array(dnsZone).default([]),
+        })
+        .prefault({}),
+      // Forward-confirmed reverse DNS of the client (needed for host-name whitelist rules).
+      fcrdns: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
+      // Total time for one SPF evaluation; past it the result is temperror (RFC 7208 4.6.4).
+      spfTimeoutMs: z.int().positive().default(5000),
     })
     .prefault({}),
 

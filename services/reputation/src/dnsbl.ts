@@ -9,14 +9,14 @@ export interface ListHit {
   txt: string;
 }
 
-export interface DnsblResult {
+export interface ListResult {
   hits: ListHit[];
   failedZones: string[];
 }
 
 type Zone = Config['reputation']['dnsbl']['zones'][number];
 
-/** The DNSBL query name of an IP: reversed octets (IPv4) or reversed nibbles (IPv6), RFC 5782. */
+/** The DNS list query name of an IP: reversed octets (IPv4) or reversed nibbles (IPv6), RFC 5782. */
 export function reverseName(ip: string): string {
   if (isIP(ip) === 4) return ip.split('.').reverse().join('.');
   if (isIP(ip) === 6) {
@@ -34,17 +34,23 @@ export function reverseName(ip: string): string {
   throw new Error(`not an IP address: ${ip}`);
 }
 
+/** IPv4-mapped IPv6 (dual-stack listeners) as plain IPv4. */
+export function plainIp(ip: string): string {
+  return ip.startsWith('::ffff:') && isIP(ip.slice(7)) === 4 ? ip.slice(7) : ip;
+}
+
 /** An answer counts when it is in 127.0.0.0/8 (RFC 5782) and, if the zone names answers, one of them. */
 function counts(zone: Zone, answer: string): boolean {
   if (zone.answers.length) return zone.answers.includes(answer);
   return answer.startsWith('127.') && answer !== '127.0.0.1';
 }
 
-/** Looks the IP up in every zone in parallel. A zone that fails is reported, not treated as a listing. */
-export async function checkDnsbl(resolver: Resolver, zones: Zone[], ip: string): Promise<DnsblResult> {
-  // IPv4-mapped IPv6 (dual-stack listeners) is looked up as IPv4.
-  const addr = ip.startsWith('::ffff:') && isIP(ip.slice(7)) === 4 ? ip.slice(7) : ip;
-  const name = reverseName(addr);
+/**
+ * Looks the IP up in every zone of a block or allow list, in parallel. A zone that fails (timeout,
+ * SERVFAIL) is reported in failedZones, never treated as a listing.
+ */
+export async function checkLists(resolver: Resolver, zones: Zone[], ip: string): Promise<ListResult> {
+  const name = reverseName(plainIp(ip));
   const results = await Promise.all(
     zones.map(async (zone): Promise<ListHit | 'clean' | 'failed'> => {
       const q = `${name}.${zone.zone}`;

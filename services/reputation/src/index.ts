@@ -1,2 +1,4 @@
 export { createResolver } from './dns.js';
-export { checkDnsbl, type DnsblResult, reverseName } from './dnsbl.js';
+export { checkLists, type ListResult, plainIp, reverseName } from './dnsbl.js';
+export { fcrdns } from './fcrdns.js';
+export { checkSpf } from './spf.js';

@@ -7,9 +7,13 @@ runService('reputation', async ({ config, logger }) => {
   config.onChange((c) => {
     resolver = createResolver(c.config.reputation.dns);
   });
-  const { dns, dnsbl } = config.current.config.reputation;
+  const { dns, dnsbl, dnswl } = config.current.config.reputation;
   logger.info(
-    { dnsServers: dns.servers.length ? dns.servers : 'system', zones: dnsbl.zones.map((z) => z.zone) },
+    {
+      dnsServers: dns.servers.length ? dns.servers : 'system',
+      dnsbl: dnsbl.zones.map((z) => z.zone),
+      dnswl: dnswl.zones.map((z) => z.zone),
+    },
     'DNS lists',
   );
   return {

@@ -25,7 +25,14 @@ export interface EdgeSession {
   transactionId: string;
   transactionCount: number;
   sender: string;
+  /** Result of reputation.CheckClient, started at connect and awaited where needed. */
   dnsbl?: Promise<DnsblVerdict>;
+  /** The client is on a DNS allow list (set when the connect lookup finished). */
+  dnswlListed: boolean;
+  /** Sender domain whose SPF authorizes the client, for this transaction; "" otherwise. */
+  spfPassDomain: string;
+  /** Longest greylisting delay of this transaction's recipients, for the X-Greylist header. */
+  greylistDelay: number;
   span: Span;
   ctx: Context;
   edgeInstance: string;

@@ -98,7 +98,7 @@ describe('walking skeleton', () => {
     assert.equal(passed.decision.outcome, events.Outcome.OUTCOME_PASS);
   });
 
-  it('delivers mail for a local user byte for byte, plus one Received header', async () => {
+  it('delivers mail for a local user byte for byte, plus the Received and X-Greylist delay headers', async () => {
     const from = 'bytes@sender.example';
     const message = testMessage(from, 'alice@example.test', 'bytes');
     const before = hop.messages.length;
@@ -114,7 +114,7 @@ describe('walking skeleton', () => {
     assert.deepEqual(got.to, ['alice@example.test']);
     const text = got.raw.toString('utf8');
     const received =
-      /^Received: from client\.example\.net \(\[127\.0\.0\.1\]\)\r\n\tby mx\.example\.test \(smtpguard\) with ESMTP id ([0-9A-F]{20})\r\n\tfor <alice@example\.test>;\r\n\t[^\r\n]+\r\n/.exec(
+      /^Received: from client\.example\.net \(\[127\.0\.0\.1\]\)\r\n\tby mx\.example\.test \(smtpguard\) with ESMTP id ([0-9A-F]{20})\r\n\tfor <alice@example\.test>;\r\n\t[^\r\n]+\r\nX-Greylist: delayed [23] seconds by smtpguard at mx\.example\.test; [^\r\n]+\r\n/.exec(
         text,
       );
     assert.ok(received, `unexpected header block:\n${text.slice(0, 300)}`);

@@ -4,7 +4,7 @@ import {
   fsyncSync,
   mkdirSync,
   openSync,
-  readFileSync,
+  readSync,
   renameSync,
   writeSync,
 } from 'node:fs';
@@ -57,22 +57,32 @@ export class FileGreylistStore implements GreylistStore {
     return this.opts.now?.() ?? Math.floor(Date.now() / 1000);
   }
 
+  /** Replays the journal in 16 MiB chunks (a journal of millions of lines is larger than one string may be). */
   private load(): void {
     if (!existsSync(this.path)) return;
-    const text = readFileSync(this.path, 'utf8');
-    let start = 0;
-    while (start < text.length) {
-      let end = text.indexOf('\n', start);
-      if (end < 0) end = text.length;
-      const line = text.slice(start, end);
-      start = end + 1;
-      if (!line) continue;
+    const fd = openSync(this.path, 'r');
+    const chunk = Buffer.alloc(16 * 1024 * 1024);
+    let rest = '';
+    const line = (text: string) => {
+      if (!text) return;
       this.journalLines++;
       try {
-        this.apply(JSON.parse(line) as Entry);
+        this.apply(JSON.parse(text) as Entry);
       } catch {
         this.skippedLines++;
       }
+    };
+    try {
+      for (;;) {
+        const n = readSync(fd, chunk, 0, chunk.length, null);
+        if (n === 0) break;
+        const lines = (rest + chunk.toString('utf8', 0, n)).split('\n');
+        rest = lines.pop() ?? '';
+        for (const l of lines) line(l);
+      }
+      line(rest);
+    } finally {
+      closeSync(fd);
     }
   }
 

@@ -1,6 +1,6 @@
 import { context, trace } from '@opentelemetry/api';
 import type { Config } from '@smtpguard/config';
-import { auth, greylist } from '@smtpguard/contracts';
+import { auth, greylist, reputation } from '@smtpguard/contracts';
 import type { DecisionRecorder, Outcome, PhaseName } from '@smtpguard/decisions';
 import { BackendError } from '@smtpguard/grpc-kit';
 import { NetworkList } from '@smtpguard/networks';
@@ -113,18 +113,24 @@ export class Policy {
   /** Trusted networks, and the DNSBL lookup started now and awaited at RCPT (not delaying the banner). */
   connect(s: EdgeSession): void {
     s.trustedRule = this.trusted.match(s.clientIp) ?? '';
-    if (!this.cfg().edge.checks.dnsbl.enabled || s.trustedRule) return;
-    s.dnsbl = this.lookupDnsbl(s);
+    if (s.trustedRule) return;
+    s.dnsbl = this.lookupClient(s);
   }
 
-  private async lookupDnsbl(s: EdgeSession): Promise<DnsblVerdict> {
+  /**
+   * reputation.CheckClient: DNS block and allow lists and FCrDNS. The verified host name and the allow-list
+   * result feed greylisting; a block-list verdict is kept for RCPT (refused only if edge.checks.dnsbl.enabled).
+   */
+  private async lookupClient(s: EdgeSession): Promise<DnsblVerdict> {
     let verdict: DnsblVerdict = { kind: 'clean' };
     await this.decide(s, 'connect', 'dnsbl', async (): Promise<Verdict> => {
       try {
         const r = await this.backends.call('reputation', this.backends.reputation.checkClient, {
           session: sessionContext(s),
         });
-        const hit = r.blockHits[0];
+        if (r.fcrdnsVerified) s.clientHostname = r.reverseHostname;
+        s.dnswlListed = r.allowHits.length > 0;
+        const hit = this.cfg().edge.checks.dnsbl.enabled ? r.blockHits[0] : undefined;
         if (hit) {
           verdict = { kind: 'listed', zone: hit.zone, answers: hit.answers.join(',') };
           return {
@@ -186,6 +192,8 @@ export class Policy {
   // --- mail ---------------------------------------------------------------------------------
 
   async mailFrom(s: EdgeSession): Promise<void> {
+    s.spfPassDomain = '';
+    s.greylistDelay = 0;
     const listener = this.cfg().edge.listeners[s.listener];
     if (listener.requireAuth && !s.user && !s.trustedRule) {
       await this.decide(s, 'mail', 'submission', async () => ({
@@ -194,6 +202,37 @@ export class Policy {
         refuse: true,
       }));
     }
+    const spf = this.cfg().edge.checks.spf;
+    if (spf.enabled && !s.user && !s.trustedRule) await this.spf(s, spf.rejectFail);
+  }
+
+  /** SPF of the sender for the client IP (reputation.CheckSender). Refuses a fail only with rejectFail. */
+  private async spf(s: EdgeSession, rejectFail: boolean): Promise<void> {
+    await this.decide(s, 'mail', 'spf', async (): Promise<Verdict> => {
+      try {
+        const r = await this.backends.call('reputation', this.backends.reputation.checkSender, {
+          session: sessionContext(s),
+        });
+        const result = reputation.spfResultToJSON(r.spf).replace('SPF_RESULT_', '').toLowerCase();
+        const vars = { domain: r.spfDomain, result, explanation: r.spfExplanation };
+        const attributes = { result, domain: r.spfDomain };
+        switch (r.spf) {
+          case reputation.SpfResult.SPF_RESULT_PASS:
+            s.spfPassDomain = r.spfDomain;
+            return { outcome: 'pass', reason: 'spf.pass', vars, attributes };
+          case reputation.SpfResult.SPF_RESULT_FAIL:
+            return { outcome: 'fail', reason: 'spf.fail', vars, attributes, refuse: rejectFail };
+          case reputation.SpfResult.SPF_RESULT_TEMPERROR:
+          case reputation.SpfResult.SPF_RESULT_PERMERROR:
+            return { outcome: 'error', reason: 'spf.error', vars, attributes };
+          default:
+            return { outcome: 'skip', reason: 'spf.not_pass', vars, attributes };
+        }
+      } catch (err) {
+        // SPF only informs (unless rejectFail); a reputation outage never refuses the sender here.
+        return { ...this.failure('reputation', err, 'spf.error'), refuse: false };
+      }
+    });
   }
 
   // --- rcpt ---------------------------------------------------------------------------------
@@ -305,12 +344,14 @@ export class Policy {
       async (): Promise<Verdict> => {
         if (s.user || s.trustedRule) return { outcome: 'skip', reason: 'greylist.skipped_authenticated' };
         try {
+          await s.dnsbl; // FCrDNS name and DNSWL result of the connect lookup
           const r = await this.backends.call('greylist', this.backends.greylist.check, {
             session: sessionContext(s),
             recipient,
-            spfPassDomain: '',
-            dnswlListed: false,
+            spfPassDomain: s.spfPassDomain,
+            dnswlListed: s.dnswlListed,
           });
+          s.greylistDelay = Math.max(s.greylistDelay, r.delayedSeconds);
           const vars = {
             triplet: r.tripletKey,
             retry_after: r.retryAfterSeconds,

@@ -191,6 +191,9 @@ export class Edge {
       transactionId: '',
       transactionCount: 0,
       sender: '',
+      dnswlListed: false,
+      spfPassDomain: '',
+      greylistDelay: 0,
       span,
       ctx,
       edgeInstance: this.config.current.config.instance,
@@ -222,7 +225,11 @@ export class Edge {
       id,
       recipients,
     });
-    const message = Buffer.concat([Buffer.from(header), data]);
+    const delay =
+      edge.checks.greylist.delayHeader && s.greylistDelay > 0
+        ? `X-Greylist: delayed ${s.greylistDelay} seconds by smtpguard at ${edge.hostname}; ${new Date().toUTCString().replace('GMT', '+0000')}\r\n`
+        : '';
+    const message = Buffer.concat([Buffer.from(header + delay), data]);
     const hop = this.nextHop();
     const vars = { recipients: recipients.join(', '), next_hop: hop.describe() };
     await this.policy.decide(
