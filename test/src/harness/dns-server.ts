@@ -4,6 +4,7 @@ import * as dnsPacket from 'dns-packet';
 export interface ZoneRecords {
   A?: string[];
   TXT?: string[];
+  PTR?: string[];
 }
 
 export interface DnsServer {
@@ -39,6 +40,8 @@ export async function startDnsServer(
     const answers: dnsPacket.Answer[] = [];
     if (rec && q.type === 'A')
       for (const ip of rec.A ?? []) answers.push({ type: 'A', name: q.name, ttl: 60, data: ip });
+    if (rec && q.type === 'PTR')
+      for (const n of rec.PTR ?? []) answers.push({ type: 'PTR', name: q.name, ttl: 60, data: n });
     if (rec && q.type === 'TXT')
       for (const t of rec.TXT ?? []) answers.push({ type: 'TXT', name: q.name, ttl: 60, data: t });
     const rcode = servfail.some((z) => name.endsWith(z)) ? 2 : rec ? 0 : 3;
