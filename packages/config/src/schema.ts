@@ -254,6 +254,8 @@ export const configSchema = z.strictObject({
             .string()
             .regex(/^[A-Za-z0-9_-]+$/)
             .default('smtpguard_greylist'),
+          // Replicas of the KV buckets in a NATS cluster (1 for a single server, 3 for a 3-node cluster).
+          replicas: z.int().min(1).max(5).default(1),
         })
         .prefault({}),
       // Where greylisting applies, as MailEnable does: server default, per domain (force = every mailbox),

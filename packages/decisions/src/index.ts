@@ -69,24 +69,31 @@ export class DecisionRecorder {
   record(input: DecisionInput, ctx: Context = context.active()): events.Decision {
     const traceId = trace.getSpanContext(ctx)?.traceId ?? '';
     const d = buildDecision(this.service, input, traceId);
-    const line = {
-      decision: d.id,
-      session: input.session.sessionId,
-      phase: input.phase,
-      check: input.check,
-      outcome: input.outcome,
-      reason: input.reasonCode,
-      client_ip: input.session.clientIp,
-      sender: input.session.sender || undefined,
-      recipient: input.recipient,
-      reply: input.reply ? `${input.reply.code} ${input.reply.enhanced} ${input.reply.text}` : undefined,
-      latency_ms: input.latencyMs,
-      ...input.attributes,
-    };
-    if (input.outcome === 'pass' || input.outcome === 'skip')
-      this.logger.debug(line, input.detail ?? 'decision');
-    else if (input.outcome === 'error') this.logger.warn(line, input.detail ?? 'decision');
-    else this.logger.info(line, input.detail ?? 'decision');
+    const level =
+      input.outcome === 'pass' || input.outcome === 'skip'
+        ? 'debug'
+        : input.outcome === 'error'
+          ? 'warn'
+          : 'info';
+    if (this.logger.isLevelEnabled(level)) {
+      this.logger[level](
+        {
+          decision: d.id,
+          session: input.session.sessionId,
+          phase: input.phase,
+          check: input.check,
+          outcome: input.outcome,
+          reason: input.reasonCode,
+          client_ip: input.session.clientIp,
+          sender: input.session.sender || undefined,
+          recipient: input.recipient,
+          reply: input.reply ? `${input.reply.code} ${input.reply.enhanced} ${input.reply.text}` : undefined,
+          latency_ms: input.latencyMs,
+          ...input.attributes,
+        },
+        input.detail ?? 'decision',
+      );
+    }
     this.publisher.publish(d, ctx);
     return d;
   }

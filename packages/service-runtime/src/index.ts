@@ -47,7 +47,8 @@ export function runService(name: string, build: (ctx: ServiceContext) => Promise
       logger.level = c.config.logLevel;
       logger.info({ file: c.file }, 'config reloaded');
     });
-    logger.info({ config: loaded.file }, `${name} started`);
+    // Always printed, whatever logLevel: the launcher and operators wait for this line.
+    logger.child({}, { level: 'info' }).info({ config: loaded.file }, `${name} started`);
     onShutdownSignal(logger, async () => {
       config.close();
       await grpc?.shutdown();
