@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { credentials, Metadata } from '@grpc/grpc-js';
 import { greylist } from '@smtpguard/contracts';
 import { type LogLine, type RunningService, startService } from '@smtpguard/launcher';
+import { type NatsServer, startNats } from '@smtpguard/testing';
 import { stringify } from 'yaml';
-import { type NatsServer, startNats } from '../harness/nats.js';
 import { buildConfig, writeConfig } from '../harness/system.js';
 
 export type StoreType = 'file' | 'nats-kv';

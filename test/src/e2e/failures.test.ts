@@ -7,10 +7,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { startSystem } from '@smtpguard/launcher';
+import { freePort, startNats, waitFor } from '@smtpguard/testing';
 import { DecisionTap } from '../harness/decisions.js';
 import { type DnsServer, startDnsServer } from '../harness/dns-server.js';
-import { startNats } from '../harness/nats.js';
-import { freePort, waitFor } from '../harness/ports.js';
 import { smtpSend } from '../harness/smtp-client.js';
 import {
   ALICE,
@@ -39,6 +38,15 @@ const submit = (sys: TestSystem, subject: string) =>
     from: ALICE.user,
     to: ['friend@remote.example'],
     message: testMessage(ALICE.user, 'friend@remote.example', subject),
+  });
+
+/** A plain inbound message for a local user on the MX port. */
+const mxToAlice = (sys: TestSystem) =>
+  smtpSend({
+    port: sys.mxPort,
+    from: 'x@sender.example',
+    to: ['alice@example.test'],
+    message: 'Subject: t\r\n\r\nx\r\n',
   });
 
 describe('embedded mode (no NATS, spool next hop)', () => {
@@ -132,12 +140,7 @@ describe('backends unreachable', () => {
   it('auth down: recipients get 451 4.3.0 (fail-closed), never a 5xx', async () => {
     const sys = await startTestSystem({ dnsServer: dns.address, services: ['smtp-edge'] });
     try {
-      const r = await smtpSend({
-        port: sys.mxPort,
-        from: 'x@sender.example',
-        to: ['alice@example.test'],
-        message: 'Subject: t\r\n\r\nx\r\n',
-      });
+      const r = await mxToAlice(sys);
       assert.equal(r.code, 451, r.response);
       assert.match(r.response, /^451 4\.3\.0 Recipient <alice@example\.test> cannot be verified now/);
       const a = await smtpSend({
@@ -160,12 +163,7 @@ describe('backends unreachable', () => {
   it('greylist and reputation down: fail-open accepts and records the error', async () => {
     const sys = await startTestSystem({ dnsServer: dns.address, services: ['auth', 'smtp-edge'] });
     try {
-      const r = await smtpSend({
-        port: sys.mxPort,
-        from: 'x@sender.example',
-        to: ['alice@example.test'],
-        message: 'Subject: t\r\n\r\nx\r\n',
-      });
+      const r = await mxToAlice(sys);
       assert.equal(r.code, 250, r.response);
       const grey = await waitFor('greylist.unavailable log', () =>
         sys.system.logs.find((l) => l.reason === 'greylist.unavailable'),
@@ -187,12 +185,7 @@ describe('backends unreachable', () => {
       },
     });
     try {
-      const r = await smtpSend({
-        port: sys.mxPort,
-        from: 'x@sender.example',
-        to: ['alice@example.test'],
-        message: 'x',
-      });
+      const r = await mxToAlice(sys);
       assert.equal(r.code, 451, r.response);
       assert.match(r.response, /^451 4\.3\.0 Temporary server error/);
     } finally {

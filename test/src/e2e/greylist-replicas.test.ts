@@ -7,8 +7,7 @@ import { credentials, Metadata } from '@grpc/grpc-js';
 import { greylist } from '@smtpguard/contracts';
 import { NatsKvGreylistStore } from '@smtpguard/greylist';
 import { type LogLine, type RunningService, startService } from '@smtpguard/launcher';
-import { type NatsServer, startNats } from '../harness/nats.js';
-import { freePort } from '../harness/ports.js';
+import { freePort, type NatsServer, startNats } from '@smtpguard/testing';
 import { buildConfig, writeConfig } from '../harness/system.js';
 
 const DELAY_SECONDS = 2;

@@ -5,8 +5,8 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { waitFor } from '@smtpguard/testing';
 import { type DnsServer, startDnsServer } from '../harness/dns-server.js';
-import { waitFor } from '../harness/ports.js';
 import { smtpSend } from '../harness/smtp-client.js';
 import { startTestSystem, type TestSystem, testMessage } from '../harness/system.js';
 

@@ -5,9 +5,9 @@ import { type Socket, connect as tcpConnect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { credentials, makeGenericClientConstructor } from '@grpc/grpc-js';
 import { type RunningSystem, startSystem } from '@smtpguard/launcher';
+import { freePort, waitFor } from '@smtpguard/testing';
 import { service as healthService } from 'grpc-health-check';
 import { type DnsServer, startDnsServer } from '../harness/dns-server.js';
-import { freePort, waitFor } from '../harness/ports.js';
 import { smtpSend } from '../harness/smtp-client.js';
 import { ALICE, buildConfig, writeConfig } from '../harness/system.js';
 

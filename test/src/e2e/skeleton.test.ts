@@ -3,11 +3,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { events } from '@smtpguard/contracts';
+import { type NatsServer, startNats, waitFor } from '@smtpguard/testing';
 import { type CaptureServer, startCaptureServer } from '../harness/capture-smtp.js';
 import { DecisionTap, type ReceivedDecision } from '../harness/decisions.js';
 import { type DnsServer, startDnsServer } from '../harness/dns-server.js';
-import { type NatsServer, startNats } from '../harness/nats.js';
-import { waitFor } from '../harness/ports.js';
 import { smtpSend } from '../harness/smtp-client.js';
 import { ALICE, startTestSystem, type TestSystem, testMessage } from '../harness/system.js';
 

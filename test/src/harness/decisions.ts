@@ -1,6 +1,6 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { events } from '@smtpguard/contracts';
-import { waitFor } from './ports.js';
+import { waitFor } from '@smtpguard/testing';
 
 export interface ReceivedDecision {
   subject: string;

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hashPassword } from '@smtpguard/auth';
 import { type RunningSystem, type ServiceName, startSystem } from '@smtpguard/launcher';
+import { freePort } from '@smtpguard/testing';
 import { stringify } from 'yaml';
-import { freePort } from './ports.js';
 
 // Loosely typed on purpose: failure tests write invalid values, which the services must reject.
 // biome-ignore lint/suspicious/noExplicitAny: values of any shape, checked by the services

@@ -1,76 +1,15 @@
 // NatsKvGreylistStore against a real nats-server (JetStream, started here), no mocks.
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, nanos } from '@nats-io/transport-node';
 import { parseConfig } from '@smtpguard/config';
+import { freePort, type NatsServer as Nats, startNats } from '@smtpguard/testing';
 import { openStore } from './index.js';
 import { decodeKey, encodeKey, NatsKvGreylistStore } from './nats-kv-store.js';
 import type { ClientRecord, TripletRecord } from './store.js';
-
-const NATS_SERVER = '/usr/sbin/nats-server';
-
-interface Nats {
-  url: string;
-  stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-const canConnect = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const s = tcpConnect(port, '127.0.0.1');
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-
-/** nats-server with JetStream on 127.0.0.1, storage in a fresh temp dir. */
-async function startNats(): Promise<Nats> {
-  if (!existsSync(NATS_SERVER))
-    throw new Error(
-      `${NATS_SERVER} not found: run \`pnpm test:setup\` (installs the Debian package nats-server)`,
-    );
-  const port = await freePort();
-  const dir = await mkdtemp(join(tmpdir(), 'sg-kv-nats-'));
-  const child: ChildProcess = spawn(NATS_SERVER, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], {
-    stdio: 'ignore',
-  });
-  const exited = new Promise((r) => child.once('exit', r));
-  const until = Date.now() + 10_000;
-  while (!(await canConnect(port))) {
-    if (child.exitCode !== null) throw new Error(`nats-server exited with code ${child.exitCode}`);
-    if (Date.now() > until) throw new Error('nats-server did not accept connections within 10 s');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return {
-    url: `nats://127.0.0.1:${port}`,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        await exited;
-      }
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-}
 
 const EXPIRY = 3600;
 let nats: Nats;

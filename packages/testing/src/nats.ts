@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +17,7 @@ function natsBinary(): string {
     if (existsSync(p)) return p;
   const which = spawnSync('sh', ['-c', 'command -v nats-server']).stdout?.toString().trim();
   if (which) return which;
-  throw new Error('nats-server not found: run `pnpm test:setup` (installs the Debian package)');
+  throw new Error('nats-server not found: run `pnpm test:setup` (installs the Debian package nats-server)');
 }
 
 const canConnect = (port: number) =>
@@ -30,7 +30,7 @@ const canConnect = (port: number) =>
     s.once('error', () => resolve(false));
   });
 
-/** A real nats-server with JetStream on 127.0.0.1, storage in a temp dir. */
+/** A real nats-server with JetStream on 127.0.0.1 (a fixed port, or a free one), storage in a temp dir. */
 export async function startNats(fixedPort?: number): Promise<NatsServer> {
   const port = fixedPort ?? (await freePort());
   const dir = await mkdtemp(join(tmpdir(), 'sg-nats-'));
@@ -41,14 +41,20 @@ export async function startNats(fixedPort?: number): Promise<NatsServer> {
       stdio: 'ignore',
     },
   );
-  await waitFor('nats-server to accept connections', async () => (await canConnect(port)) || undefined);
+  const exited = new Promise((r) => child.once('exit', r));
+  await waitFor('nats-server to accept connections', async () => {
+    if (child.exitCode !== null) throw new Error(`nats-server exited with code ${child.exitCode}`);
+    return (await canConnect(port)) || undefined;
+  });
   return {
     url: `nats://127.0.0.1:${port}`,
     port,
     async stop() {
-      if (child.exitCode !== null) return;
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        await exited;
+      }
+      await rm(dir, { recursive: true, force: true });
     },
   };
 }

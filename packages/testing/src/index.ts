@@ -1,0 +1,3 @@
+// Real parts for tests, shared by the services' own tests and the end-to-end tests in test/.
+export { type NatsServer, startNats } from './nats.js';
+export { freePort, waitFor } from './ports.js';
