@@ -1,5 +1,5 @@
 // `pnpm start`: the whole system on one machine, with the embedded defaults of the given config file.
-import { ConfigError, configPathFromArgs, loadConfig } from '@smtpguard/config';
+import { configPathFromArgs, loadConfig } from '@smtpguard/config';
 import { startSystem } from './system.js';
 
 async function main(): Promise<void> {
@@ -45,8 +45,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: Error) => {
-  process.stderr.write(
-    err instanceof ConfigError ? `smtpguard: ${err.message}\n` : `smtpguard: ${err.message}\n`,
-  );
+  process.stderr.write(`smtpguard: ${err.message}\n`);
   process.exit(1);
 });

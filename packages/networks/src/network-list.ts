@@ -1,4 +1,5 @@
 import { BlockList, isIP } from 'node:net';
+import { plainIp } from './ip.js';
 
 /**
  * A list of client networks as administrators write them: single IPs, CIDRs (10.0.0.0/8, 2001:db8::/32)
@@ -32,7 +33,7 @@ export class NetworkList {
   }
 
   match(ip: string): string | undefined {
-    const addr = ip.startsWith('::ffff:') && isIP(ip.slice(7)) === 4 ? ip.slice(7) : ip;
+    const addr = plainIp(ip);
     const family = isIP(addr) === 4 ? 'ipv4' : isIP(addr) === 6 ? 'ipv6' : undefined;
     if (!family) return undefined;
     return this.entries.find((e) => e.list.check(addr, family))?.rule;

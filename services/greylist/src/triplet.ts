@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { ipv6Groups, plainIp } from '@smtpguard/networks';
 
 /**
  * Normalizes a sender so that per-message senders do not defeat greylisting (as postgrey does, and more):
@@ -27,7 +28,7 @@ export function normalizeSender(sender: string): string {
 
 /** The client network of a triplet: IPv4 /ipv4Prefix, IPv6 /ipv6Prefix, as "addr/len". */
 export function clientNetwork(ip: string, ipv4Prefix: number, ipv6Prefix: number): string {
-  const v4 = ip.startsWith('::ffff:') && isIP(ip.slice(7)) === 4 ? ip.slice(7) : ip;
+  const v4 = plainIp(ip);
   if (isIP(v4) === 4) {
     const n = v4.split('.').reduce((acc, o) => (acc << 8) + Number(o), 0) >>> 0;
     const mask = ipv4Prefix === 0 ? 0 : (0xffffffff << (32 - ipv4Prefix)) >>> 0;
@@ -35,11 +36,9 @@ export function clientNetwork(ip: string, ipv4Prefix: number, ipv6Prefix: number
     return `${[m >>> 24, (m >>> 16) & 255, (m >>> 8) & 255, m & 255].join('.')}/${ipv4Prefix}`;
   }
   if (isIP(v4) === 6) {
-    const [head = '', tail = ''] = v4.split('::');
-    const h = head ? head.split(':') : [];
-    const t = tail ? tail.split(':') : [];
-    const groups = v4.includes('::') ? [...h, ...Array(8 - h.length - t.length).fill('0'), ...t] : h;
-    let bits = groups.map((g) => Number.parseInt(g, 16).toString(2).padStart(16, '0')).join('');
+    let bits = ipv6Groups(v4)
+      .map((g) => Number.parseInt(g, 16).toString(2).padStart(16, '0'))
+      .join('');
     bits = bits.slice(0, ipv6Prefix).padEnd(128, '0');
     const out: string[] = [];
     for (let i = 0; i < 128; i += 16) out.push(Number.parseInt(bits.slice(i, i + 16), 2).toString(16));

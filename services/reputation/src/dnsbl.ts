@@ -1,6 +1,7 @@
 import type { Resolver } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { Config } from '@smtpguard/config';
+import { ipv6Groups, plainIp } from '@smtpguard/networks';
 import { isNoData } from './dns.js';
 
 export interface ListHit {
@@ -20,11 +21,7 @@ type Zone = Config['reputation']['dnsbl']['zones'][number];
 export function reverseName(ip: string): string {
   if (isIP(ip) === 4) return ip.split('.').reverse().join('.');
   if (isIP(ip) === 6) {
-    const [head = '', tail = ''] = ip.split('::');
-    const h = head ? head.split(':') : [];
-    const t = tail ? tail.split(':') : [];
-    const groups = ip.includes('::') ? [...h, ...Array(8 - h.length - t.length).fill('0'), ...t] : h;
-    return groups
+    return ipv6Groups(ip)
       .map((g) => g.padStart(4, '0'))
       .join('')
       .split('')
@@ -32,11 +29,6 @@ export function reverseName(ip: string): string {
       .join('.');
   }
   throw new Error(`not an IP address: ${ip}`);
-}
-
-/** IPv4-mapped IPv6 (dual-stack listeners) as plain IPv4. */
-export function plainIp(ip: string): string {
-  return ip.startsWith('::ffff:') && isIP(ip.slice(7)) === 4 ? ip.slice(7) : ip;
 }
 
 /** An answer counts when it is in 127.0.0.0/8 (RFC 5782) and, if the zone names answers, one of them. */

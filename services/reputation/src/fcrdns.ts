@@ -1,6 +1,6 @@
 import type { Resolver } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { plainIp } from './dnsbl.js';
+import { plainIp } from '@smtpguard/networks';
 
 // A client with more PTR names than this is checked on the first ones only.
 const MAX_NAMES = 5;

@@ -29,11 +29,16 @@ export interface ReceivedInfo {
   date?: Date;
 }
 
+/** A date as trace headers write it (RFC 5322 date-time, UTC). */
+export function messageDate(d = new Date()): string {
+  return d.toUTCString().replace('GMT', '+0000');
+}
+
 /** The Received trace header (RFC 5321 4.4) the edge prepends, CRLF-terminated. */
 export function receivedHeader(r: ReceivedInfo): string {
   const from = r.clientHostname && r.clientHostname !== r.clientIp ? `${r.clientHostname} ` : '';
   const forPart = r.recipients.length === 1 ? `\r\n\tfor <${r.recipients[0]}>` : '';
-  const date = (r.date ?? new Date()).toUTCString().replace('GMT', '+0000');
+  const date = messageDate(r.date);
   const helo = r.helo.replace(/[\r\n()]/g, '') || 'unknown';
   return `Received: from ${helo} (${from}[${r.clientIp}])\r\n\tby ${r.byHost} (smtpguard) with ${r.protocol} id ${r.id}${forPart};\r\n\t${date}\r\n`;
 }

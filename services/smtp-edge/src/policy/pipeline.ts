@@ -89,7 +89,7 @@ export class Policy {
         latencyMs: performance.now() - started,
         attributes: v.attributes,
       },
-      trace.setSpan(context.active(), s.span),
+      spanCtx,
     );
     if (reply) throw replyError(reply);
     return v;

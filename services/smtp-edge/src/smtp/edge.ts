@@ -1,14 +1,14 @@
 import type { AddressInfo } from 'node:net';
 import type { ConfigHandle } from '@smtpguard/config';
 import type { Logger } from '@smtpguard/logging';
-import { context, startSpan, trace } from '@smtpguard/telemetry';
+import { context, startSpan, withSpan } from '@smtpguard/telemetry';
 import {
   SMTPServer,
   type SMTPServerDataStream,
   type SMTPServerOptions,
   type SMTPServerSession,
 } from 'smtp-server';
-import { readMessage, receivedHeader } from '../delivery/message.js';
+import { messageDate, readMessage, receivedHeader } from '../delivery/message.js';
 import { DeliveryError, type NextHop, newMessageId } from '../delivery/next-hop.js';
 import type { Policy, Verdict } from '../policy/pipeline.js';
 import type { EdgeSession, ListenerName } from '../session.js';
@@ -227,7 +227,7 @@ export class Edge {
     });
     const delay =
       edge.checks.greylist.delayHeader && s.greylistDelay > 0
-        ? `X-Greylist: delayed ${s.greylistDelay} seconds by smtpguard at ${edge.hostname}; ${new Date().toUTCString().replace('GMT', '+0000')}\r\n`
+        ? `X-Greylist: delayed ${s.greylistDelay} seconds by smtpguard at ${edge.hostname}; ${messageDate()}\r\n`
         : '';
     const message = Buffer.concat([Buffer.from(header + delay), data]);
     const hop = this.nextHop();
@@ -238,13 +238,9 @@ export class Edge {
       'delivery',
       async (): Promise<Verdict> => {
         try {
-          await trace.getTracer('smtpguard').startActiveSpan('next-hop deliver', async (span) => {
-            try {
-              await hop.deliver(id, { from: s.sender, to: recipients }, message);
-            } finally {
-              span.end();
-            }
-          });
+          await withSpan('next-hop deliver', { 'smtpguard.next_hop': hop.describe() }, () =>
+            hop.deliver(id, { from: s.sender, to: recipients }, message),
+          );
           return {
             outcome: 'pass',
             reason: 'queue.accepted',
