@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type common, events } from '@smtpguard/contracts';
 
 export type Outcome = 'pass' | 'fail' | 'defer' | 'skip' | 'error';
-export type PhaseName = 'connect' | 'helo' | 'auth' | 'mail' | 'rcpt' | 'data' | 'queue';
+export type PhaseName = 'connect' | 'helo' | 'auth' | 'mail' | 'rcpt' | 'data' | 'queue' | 'protocol';
 
 const outcomes: Record<Outcome, events.Outcome> = {
   pass: events.Outcome.OUTCOME_PASS,
@@ -20,6 +20,7 @@ const phases: Record<PhaseName, events.Phase> = {
   rcpt: events.Phase.PHASE_RCPT,
   data: events.Phase.PHASE_DATA,
   queue: events.Phase.PHASE_QUEUE,
+  protocol: events.Phase.PHASE_PROTOCOL,
 };
 
 export interface DecisionInput {

@@ -1,9 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
+import { REASON_CODES, type ReasonCode } from './codes.gen.js';
+
+export { REASON_CODES, type ReasonCode } from './codes.gen.js';
 
 /** One entry of catalog/reasons.yaml. */
 export interface Reason {
-  code: string;
+  code: ReasonCode;
   summary: string;
   reply?: Reply;
   happened: string;
@@ -13,6 +16,7 @@ export interface Reason {
 
 export interface Reply {
   code: number;
+  /** RFC 3463 enhanced code; "" for the replies that carry none (greeting, EHLO/HELO, 3xx; RFC 2034). */
   enhanced: string;
   text: string;
 }
@@ -25,8 +29,8 @@ function load(): Map<string, Reason> {
   const raw = parse(readFileSync(catalogUrl, 'utf8')) as Record<string, Omit<Reason, 'code'>>;
   const map = new Map<string, Reason>();
   for (const [code, entry] of Object.entries(raw)) {
-    if (entry.reply) entry.reply = { ...entry.reply, enhanced: String(entry.reply.enhanced) };
-    map.set(code, { code, ...entry });
+    if (entry.reply) entry.reply = { ...entry.reply, enhanced: String(entry.reply.enhanced ?? '') };
+    map.set(code, { code: code as ReasonCode, ...entry });
   }
   return map;
 }
@@ -35,6 +39,10 @@ const catalog = load();
 
 export function allReasons(): Reason[] {
   return [...catalog.values()];
+}
+
+export function isReasonCode(code: string): code is ReasonCode {
+  return catalog.has(code);
 }
 
 export function reason(code: string): Reason {
@@ -51,21 +59,57 @@ export function render(template: string, vars: Vars): string {
   });
 }
 
-/** The SMTP reply for a refusing or deferring reason, with the session's values filled in. */
-export function replyFor(code: string, vars: Vars): Reply {
+/** Control characters (CR, LF, NUL, ...) become spaces: a reply is one line of text. */
+function oneLine(text: string): string {
+  let out = '';
+  for (const ch of text) {
+    const c = ch.charCodeAt(0);
+    out += c < 0x20 || c === 0x7f ? ' ' : ch;
+  }
+  return out.replace(/ {2,}/g, ' ');
+}
+
+const ENHANCED = /^[245]\.\d{1,3}\.\d{1,3}$/;
+
+/**
+ * The SMTP reply of a reason, with the session's values filled in. `override` carries another server's code
+ * and enhanced code (the next hop's answer passed on); it is used only when it is of the catalog reply's class
+ * (4xx stays 4xx, 5xx stays 5xx), so a reason never turns a refusal into an acceptance or the reverse.
+ */
+export function replyFor(code: string, vars: Vars, override?: { code?: number; enhanced?: string }): Reply {
   const r = reason(code);
-  if (!r.reply) throw new Error(`reason "${code}" has no reply: it never refuses`);
-  // Values from the client end up in the reply: keep them on one line.
-  const text = render(r.reply.text, vars).replace(/[\r\n]+/g, ' ');
-  return { code: r.reply.code, enhanced: r.reply.enhanced, text };
+  if (!r.reply) throw new Error(`reason "${code}" has no reply`);
+  // Values from the client (or the next hop) end up in the reply: keep them on one line.
+  const text = oneLine(render(r.reply.text, vars));
+  const cls = Math.floor(r.reply.code / 100);
+  const replyCode =
+    override?.code && Math.floor(override.code / 100) === cls && override.code < 600
+      ? override.code
+      : r.reply.code;
+  const enhanced =
+    override?.enhanced && ENHANCED.test(override.enhanced) && override.enhanced[0] === String(cls)
+      ? override.enhanced
+      : r.reply.enhanced;
+  return { code: replyCode, enhanced, text };
+}
+
+/** The reply as sent on the wire, without CRLF: "550 5.7.1 Relaying denied ...". */
+export function formatReply(reply: Reply): string {
+  return reply.enhanced ? `${reply.code} ${reply.enhanced} ${reply.text}` : `${reply.code} ${reply.text}`;
 }
 
 /** Formats an entry for people (smtpguard explain). */
 export function explain(code: string, vars: Vars = {}): string {
   const r = reason(code);
   const lines = [`${r.code}: ${r.summary}`];
-  if (r.reply) lines.push(`  reply:    ${r.reply.code} ${r.reply.enhanced} ${render(r.reply.text, vars)}`);
+  if (r.reply) lines.push(`  reply:    ${formatReply({ ...r.reply, text: render(r.reply.text, vars) })}`);
   lines.push(`  happened: ${render(r.happened, vars)}`, `  resolve:  ${render(r.resolve, vars)}`);
   if (r.seeAlso?.length) lines.push(`  see also: ${r.seeAlso.join('; ')}`);
   return lines.join('\n');
+}
+
+// The generated list and the catalog file are the same set (the generator reads the file; this guards a
+// catalog edited without regenerating when the drift check is not run).
+if (REASON_CODES.length !== catalog.size) {
+  throw new Error('catalog/reasons.yaml and src/codes.gen.ts differ: run `pnpm reasons:gen`');
 }

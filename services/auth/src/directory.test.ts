@@ -51,3 +51,24 @@ describe('Directory.resolveRecipient', () => {
     });
   }
 });
+
+describe('Directory.accountState', () => {
+  const A = auth.AccountState;
+  it('tells whether an authenticated account may still send', () => {
+    assert.equal(dir.accountState('Alice@example.test'), A.ACCOUNT_STATE_ACTIVE);
+    assert.equal(dir.accountState('bob@example.test'), A.ACCOUNT_STATE_DISABLED);
+    assert.equal(dir.accountState('gone@example.test'), A.ACCOUNT_STATE_UNKNOWN);
+  });
+  it('refuses a mailbox of a disabled domain', () => {
+    const off = new Directory(
+      parseConfig(`
+auth:
+  domains:
+    - name: off.test
+      disabled: true
+      mailboxes: [{ address: carol@off.test, passwordHash: "${HASH}" }]
+`).auth.domains,
+    );
+    assert.equal(off.accountState('carol@off.test'), A.ACCOUNT_STATE_DOMAIN_DISABLED);
+  });
+});

@@ -49,6 +49,16 @@ export class Directory {
     return this.mailboxes.get(address.toLowerCase());
   }
 
+  /** Whether an account that authenticated earlier may still send (re-checked before each transaction). */
+  accountState(account: string): auth.AccountState {
+    const mailbox = this.mailboxes.get(account.toLowerCase());
+    if (!mailbox) return auth.AccountState.ACCOUNT_STATE_UNKNOWN;
+    if (mailbox.disabled) return auth.AccountState.ACCOUNT_STATE_DISABLED;
+    if (this.domains.get(splitAddress(account).domain)?.disabled)
+      return auth.AccountState.ACCOUNT_STATE_DOMAIN_DISABLED;
+    return auth.AccountState.ACCOUNT_STATE_ACTIVE;
+  }
+
   resolveRecipient(address: string): RecipientResolution {
     const addr = address.toLowerCase();
     const { domain } = splitAddress(addr);

@@ -21,6 +21,9 @@ export function authServiceBinding(deps: {
       const r = deps.directory().resolveRecipient(req.address);
       return auth.ResolveRecipientResponse.fromPartial(r);
     }),
+    checkAccount: unaryHandler(async (req: auth.CheckAccountRequest) =>
+      auth.CheckAccountResponse.fromPartial({ state: deps.directory().accountState(req.account) }),
+    ),
     resolveSender: notImplemented('ResolveSender'),
     checkPopBeforeSmtp: notImplemented('CheckPopBeforeSmtp'),
     recordLogin: notImplemented('RecordLogin'),

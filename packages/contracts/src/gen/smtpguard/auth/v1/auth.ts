@@ -193,6 +193,75 @@ export function recipientStatusToJSON(object: RecipientStatus): string {
   }
 }
 
+export enum AccountState {
+  ACCOUNT_STATE_UNSPECIFIED = 0,
+  /** ACCOUNT_STATE_ACTIVE - The account may send. */
+  ACCOUNT_STATE_ACTIVE = 1,
+  /** ACCOUNT_STATE_UNKNOWN - The mailbox no longer exists in the directory. */
+  ACCOUNT_STATE_UNKNOWN = 2,
+  /** ACCOUNT_STATE_DISABLED - The mailbox is disabled by the administrator. */
+  ACCOUNT_STATE_DISABLED = 3,
+  /** ACCOUNT_STATE_DOMAIN_DISABLED - The mailbox's domain is disabled. */
+  ACCOUNT_STATE_DOMAIN_DISABLED = 4,
+  /** ACCOUNT_STATE_AUTH_DENIED - The account may not authenticate ("prevent user from authenticating"). */
+  ACCOUNT_STATE_AUTH_DENIED = 5,
+  /** ACCOUNT_STATE_LOCKED_OUT - Too many failed logins; locked for now. */
+  ACCOUNT_STATE_LOCKED_OUT = 6,
+  UNRECOGNIZED = -1,
+}
+
+export function accountStateFromJSON(object: any): AccountState {
+  switch (object) {
+    case 0:
+    case "ACCOUNT_STATE_UNSPECIFIED":
+      return AccountState.ACCOUNT_STATE_UNSPECIFIED;
+    case 1:
+    case "ACCOUNT_STATE_ACTIVE":
+      return AccountState.ACCOUNT_STATE_ACTIVE;
+    case 2:
+    case "ACCOUNT_STATE_UNKNOWN":
+      return AccountState.ACCOUNT_STATE_UNKNOWN;
+    case 3:
+    case "ACCOUNT_STATE_DISABLED":
+      return AccountState.ACCOUNT_STATE_DISABLED;
+    case 4:
+    case "ACCOUNT_STATE_DOMAIN_DISABLED":
+      return AccountState.ACCOUNT_STATE_DOMAIN_DISABLED;
+    case 5:
+    case "ACCOUNT_STATE_AUTH_DENIED":
+      return AccountState.ACCOUNT_STATE_AUTH_DENIED;
+    case 6:
+    case "ACCOUNT_STATE_LOCKED_OUT":
+      return AccountState.ACCOUNT_STATE_LOCKED_OUT;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return AccountState.UNRECOGNIZED;
+  }
+}
+
+export function accountStateToJSON(object: AccountState): string {
+  switch (object) {
+    case AccountState.ACCOUNT_STATE_UNSPECIFIED:
+      return "ACCOUNT_STATE_UNSPECIFIED";
+    case AccountState.ACCOUNT_STATE_ACTIVE:
+      return "ACCOUNT_STATE_ACTIVE";
+    case AccountState.ACCOUNT_STATE_UNKNOWN:
+      return "ACCOUNT_STATE_UNKNOWN";
+    case AccountState.ACCOUNT_STATE_DISABLED:
+      return "ACCOUNT_STATE_DISABLED";
+    case AccountState.ACCOUNT_STATE_DOMAIN_DISABLED:
+      return "ACCOUNT_STATE_DOMAIN_DISABLED";
+    case AccountState.ACCOUNT_STATE_AUTH_DENIED:
+      return "ACCOUNT_STATE_AUTH_DENIED";
+    case AccountState.ACCOUNT_STATE_LOCKED_OUT:
+      return "ACCOUNT_STATE_LOCKED_OUT";
+    case AccountState.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export interface AuthenticateRequest {
   session:
     | SessionContext
@@ -286,6 +355,18 @@ export interface ConsumeSendingQuotaResponse {
   used: number;
   resetsAt: Date | undefined;
   reasonCode: string;
+}
+
+export interface CheckAccountRequest {
+  session:
+    | SessionContext
+    | undefined;
+  /** The account name returned by Authenticate. */
+  account: string;
+}
+
+export interface CheckAccountResponse {
+  state: AccountState;
 }
 
 function createBaseAuthenticateRequest(): AuthenticateRequest {
@@ -1672,6 +1753,160 @@ export const ConsumeSendingQuotaResponse: MessageFns<ConsumeSendingQuotaResponse
   },
 };
 
+function createBaseCheckAccountRequest(): CheckAccountRequest {
+  return { session: undefined, account: "" };
+}
+
+export const CheckAccountRequest: MessageFns<CheckAccountRequest> = {
+  encode(message: CheckAccountRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.session !== undefined) {
+      SessionContext.encode(message.session, writer.uint32(10).fork()).join();
+    }
+    if (message.account !== "") {
+      writer.uint32(18).string(message.account);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CheckAccountRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCheckAccountRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.session = SessionContext.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.account = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CheckAccountRequest {
+    return {
+      session: isSet(object.session) ? SessionContext.fromJSON(object.session) : undefined,
+      account: isSet(object.account) ? globalThis.String(object.account) : "",
+    };
+  },
+
+  toJSON(message: CheckAccountRequest): unknown {
+    const obj: any = {};
+    if (message.session !== undefined) {
+      obj.session = SessionContext.toJSON(message.session);
+    }
+    if (message.account !== "") {
+      obj.account = message.account;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CheckAccountRequest>): CheckAccountRequest {
+    return CheckAccountRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CheckAccountRequest>): CheckAccountRequest {
+    const message = createBaseCheckAccountRequest();
+    message.session = (object.session !== undefined && object.session !== null)
+      ? SessionContext.fromPartial(object.session)
+      : undefined;
+    message.account = object.account ?? "";
+    return message;
+  },
+};
+
+function createBaseCheckAccountResponse(): CheckAccountResponse {
+  return { state: 0 };
+}
+
+export const CheckAccountResponse: MessageFns<CheckAccountResponse> = {
+  encode(message: CheckAccountResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.state !== 0) {
+      writer.uint32(8).int32(message.state);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CheckAccountResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCheckAccountResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.state = reader.int32() as any;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CheckAccountResponse {
+    return { state: isSet(object.state) ? accountStateFromJSON(object.state) : 0 };
+  },
+
+  toJSON(message: CheckAccountResponse): unknown {
+    const obj: any = {};
+    if (message.state !== 0) {
+      obj.state = accountStateToJSON(message.state);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CheckAccountResponse>): CheckAccountResponse {
+    return CheckAccountResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CheckAccountResponse>): CheckAccountResponse {
+    const message = createBaseCheckAccountResponse();
+    message.state = object.state ?? 0;
+    return message;
+  },
+};
+
 /**
  * AuthService owns accounts and the directory: domains, mailboxes, aliases, lists, catch-all,
  * disabled flags, SMTP AUTH, lockout, POP-before-SMTP entries and per-account sending counters.
@@ -1746,6 +1981,20 @@ export const AuthServiceService = {
       Buffer.from(ConsumeSendingQuotaResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ConsumeSendingQuotaResponse => ConsumeSendingQuotaResponse.decode(value),
   },
+  /**
+   * CheckAccount tells whether an account that authenticated earlier in the session may still send
+   * (the edge asks before each transaction of an authenticated session).
+   */
+  checkAccount: {
+    path: "/smtpguard.auth.v1.AuthService/CheckAccount" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CheckAccountRequest): Buffer => Buffer.from(CheckAccountRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CheckAccountRequest => CheckAccountRequest.decode(value),
+    responseSerialize: (value: CheckAccountResponse): Buffer =>
+      Buffer.from(CheckAccountResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CheckAccountResponse => CheckAccountResponse.decode(value),
+  },
 } as const;
 
 export interface AuthServiceServer extends UntypedServiceImplementation {
@@ -1761,6 +2010,11 @@ export interface AuthServiceServer extends UntypedServiceImplementation {
   recordLogin: handleUnaryCall<RecordLoginRequest, RecordLoginResponse>;
   /** ConsumeSendingQuota counts messages against the account's hourly sending limit. */
   consumeSendingQuota: handleUnaryCall<ConsumeSendingQuotaRequest, ConsumeSendingQuotaResponse>;
+  /**
+   * CheckAccount tells whether an account that authenticated earlier in the session may still send
+   * (the edge asks before each transaction of an authenticated session).
+   */
+  checkAccount: handleUnaryCall<CheckAccountRequest, CheckAccountResponse>;
 }
 
 export interface AuthServiceClient extends Client {
@@ -1859,6 +2113,25 @@ export interface AuthServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ConsumeSendingQuotaResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * CheckAccount tells whether an account that authenticated earlier in the session may still send
+   * (the edge asks before each transaction of an authenticated session).
+   */
+  checkAccount(
+    request: CheckAccountRequest,
+    callback: (error: ServiceError | null, response: CheckAccountResponse) => void,
+  ): ClientUnaryCall;
+  checkAccount(
+    request: CheckAccountRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CheckAccountResponse) => void,
+  ): ClientUnaryCall;
+  checkAccount(
+    request: CheckAccountRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CheckAccountResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -24,6 +24,11 @@ export enum Phase {
   PHASE_DATA = 6,
   /** PHASE_QUEUE - Hand-off to the next hop or the spool after DATA. */
   PHASE_QUEUE = 7,
+  /**
+   * PHASE_PROTOCOL - Protocol hygiene not tied to one command of the transaction: unknown or disallowed commands, line
+   * limits, timeouts, the session error threshold, shutdown.
+   */
+  PHASE_PROTOCOL = 8,
   UNRECOGNIZED = -1,
 }
 
@@ -53,6 +58,9 @@ export function phaseFromJSON(object: any): Phase {
     case 7:
     case "PHASE_QUEUE":
       return Phase.PHASE_QUEUE;
+    case 8:
+    case "PHASE_PROTOCOL":
+      return Phase.PHASE_PROTOCOL;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -78,6 +86,8 @@ export function phaseToJSON(object: Phase): string {
       return "PHASE_DATA";
     case Phase.PHASE_QUEUE:
       return "PHASE_QUEUE";
+    case Phase.PHASE_PROTOCOL:
+      return "PHASE_PROTOCOL";
     case Phase.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
