@@ -10,10 +10,23 @@ describe('config', () => {
     const c = parseConfig('');
     assert.equal(c.edge.listeners.mx.port, 2525);
     assert.equal(c.edge.listeners.submission.requireAuth, true);
-    assert.equal(c.edge.backends.auth.failureMode, 'fail-closed');
-    assert.equal(c.edge.backends.greylist.failureMode, 'fail-open');
+    assert.equal(c.edge.checks.recipient.failureMode, 'fail-closed');
+    assert.equal(c.edge.checks.dnsbl.failureMode, 'fail-closed');
+    assert.equal(c.edge.checks.greylist.failureMode, 'fail-open');
+    assert.equal(c.edge.listeners.mx.greetingDelayMs, 1000);
+    assert.equal(c.edge.listeners.submission.greetingDelayMs, 0);
     assert.equal(c.greylist.delaySeconds, 300);
     assert.deepEqual(c.edge.nextHop, { type: 'spool', dir: 'spool' });
+  });
+
+  it('refuses an allowedCommands list without the commands RFC 5321 requires', () => {
+    assert.throws(
+      () =>
+        parseConfig('edge:\n  protocol:\n    allowedCommands: [HELO, EHLO, MAIL, RCPT, DATA]\n', 'x.yaml'),
+      (err: unknown) =>
+        err instanceof ConfigError &&
+        /edge\.protocol\.allowedCommands: must include/.test(err.problems[0] ?? ''),
+    );
   });
 
   it('names the key and the problem for a wrong type', () => {

@@ -13,26 +13,41 @@ const failureMode = z.enum(['fail-open', 'fail-closed']);
 
 const port = z.int().min(0).max(65535);
 
-const backend = (address: string, deadlineMs: number, mode: 'fail-open' | 'fail-closed') =>
+const backend = (address: string, deadlineMs: number) =>
   z
     .strictObject({
       // Where the service listens (host:port); in Kubernetes the Service name, e.g. smtpguard-auth:7101.
       address: hostPort.default(address),
-      // Deadline of one call; past it the call counts as a backend failure.
+      // Deadline of one call; past it the call counts as a backend failure (the check's failureMode).
       deadlineMs: z.int().positive().default(deadlineMs),
-      // What a check does when the backend fails: fail-open accepts and logs, fail-closed answers 451.
-      failureMode: failureMode.default(mode),
     })
     .prefault({});
 
-const listener = (host: string, p: number, requireAuth: boolean) =>
+const checkMode = (mode: 'fail-open' | 'fail-closed') =>
+  z.strictObject({ failureMode: failureMode.default(mode) }).prefault({});
+
+const listener = (host: string, p: number, o: { requireAuth: boolean; greetingDelayMs: number }) =>
   z
     .strictObject({
       enabled: z.boolean().default(true),
       host: z.string().default(host),
       port: port.default(p),
       // Every transaction on this listener needs SMTP AUTH (or a trusted IP): 530 5.7.0 otherwise.
-      requireAuth: z.boolean().default(requireAuth),
+      requireAuth: z.boolean().default(o.requireAuth),
+      // Pause before the 220 greeting (postscreen's pregreet test): a client that talks first is refused
+      // (connect.early_talker). A client that waited once is greeted at once for pregreetPassSeconds.
+      greetingDelayMs: z.int().nonnegative().max(60_000).default(o.greetingDelayMs),
+      // How long a client that passed the pregreet test is greeted without delay.
+      pregreetPassSeconds: z
+        .int()
+        .nonnegative()
+        .default(24 * 3600),
+      // Concurrent connections on this listener; more get 421 4.7.0 (connect.too_busy). 0: no limit.
+      maxConnections: z.int().nonnegative().default(500),
+      // Concurrent connections from one client (IPv4 address, IPv6 /64) on this listener; 0: no limit.
+      maxConnectionsPerClient: z.int().nonnegative().default(20),
+      // New connections from one client per minute on this listener; 0: no limit.
+      connectionsPerClientPerMinute: z.int().nonnegative().default(120),
     })
     .prefault({});
 
@@ -44,12 +59,22 @@ const spoolHop = z.strictObject({
 
 const smtpHop = z.strictObject({
   type: z.enum(['smtp', 'lmtp']),
-  host: z.string(),
+  host: z.string().min(1),
   port: port,
-  // Time for the whole hand-off of one message; past it the client gets 451 4.4.2.
+  // Time the next hop gets to answer each step (connect, greeting, each command, the final dot);
+  // past it the client gets 451 4.4.1 and nothing is kept.
   timeoutMs: z.int().positive().default(60_000),
   // Use STARTTLS when the next hop offers it.
   opportunisticTls: z.boolean().default(true),
+  // Connections to the next hop kept open and reused between transactions.
+  pool: z
+    .strictObject({
+      // Most connections open at once (busy and idle); a transaction waits up to timeoutMs for one.
+      maxConnections: z.int().positive().default(50),
+      // An idle pooled connection is closed after this long.
+      idleTimeoutMs: z.int().positive().default(30_000),
+    })
+    .prefault({}),
 });
 
 const mailbox = z.strictObject({
@@ -115,10 +140,12 @@ export const configSchema = z.strictObject({
       hostname: z.string().default('localhost'),
       listeners: z
         .strictObject({
-          mx: listener('127.0.0.1', 2525, false),
-          submission: listener('127.0.0.1', 2587, true),
+          mx: listener('127.0.0.1', 2525, { requireAuth: false, greetingDelayMs: 1000 }),
+          submission: listener('127.0.0.1', 2587, { requireAuth: true, greetingDelayMs: 0 }),
         })
         .prefault({}),
+      // Concurrent connections on all listeners together; more get 421 4.7.0 (connect.too_busy).
+      maxConnections: z.int().positive().default(1000),
       // Allow AUTH without TLS. Only for loopback or when TLS ends at a trusted proxy.
       allowInsecureAuth: z.boolean().default(false),
       // Largest message accepted (SIZE); larger ones get 552 5.3.4.
@@ -128,9 +155,7 @@ export const configSchema = z.strictObject({
         .default(25 * 1024 * 1024),
       // Recipients per transaction; more get 452 4.5.3.
       maxRecipients: z.int().positive().default(100),
-      // Idle time before the edge answers 421 4.4.2 and closes (RFC 5321 suggests 5 minutes).
-      socketTimeoutMs: z.int().positive().default(300_000),
-      // On SIGTERM: time open sessions get to finish before they are answered 421 4.3.2.
+      // On SIGTERM: sessions in a transaction get this long to finish; then every session gets 421 4.3.2.
       shutdownGraceMs: z.int().nonnegative().default(10_000),
       // Clients that may relay without AUTH: IPs, CIDRs (10.0.0.0/8) or ranges (192.168.0.1-50).
       trustedNetworks: z.array(z.string()).default([]),
@@ -140,20 +165,129 @@ export const configSchema = z.strictObject({
           mode: z.enum(['authorized', 'open', 'closed']).default('authorized'),
         })
         .prefault({}),
+      // Timeouts a slow client cannot stretch (every one answers 421 4.4.2 and closes).
+      timeouts: z
+        .strictObject({
+          // The next complete command must arrive within this long after the last reply; bytes trickled
+          // in do not extend it (RFC 5321 4.5.3.2.7: at least 5 minutes).
+          commandMs: z.int().positive().default(300_000),
+          // The whole message, from 354 to the final dot (RFC 5321 4.5.3.2.6: 10 minutes).
+          dataMs: z.int().positive().default(600_000),
+          // Average transfer rate a message must keep once it has run for minDataRateAfterMs; 0: no minimum.
+          minDataBytesPerSecond: z.int().nonnegative().default(1024),
+          minDataRateAfterMs: z.int().positive().default(30_000),
+        })
+        .prefault({}),
+      // Protocol limits (RFC 5321 4.5.3.1) and the session error threshold.
+      limits: z
+        .strictObject({
+          // Longest command line, CRLF included (RFC 5321: 512); longer lines get 500 5.5.2.
+          commandLineOctets: z.int().min(512).default(512),
+          // Longest AUTH line (RFC 4954 4: 12288).
+          authLineOctets: z.int().min(512).default(12_288),
+          // Longest line of a message, CRLF included (RFC 5321: 1000).
+          textLineOctets: z.int().min(1000).default(1000),
+          // Bytes without a line end after which the edge answers 421 4.7.0 and closes.
+          unterminatedOctets: z.int().min(12_288).default(32_768),
+          // Failed commands and refused recipients (5xx replies) a session may collect without delivering
+          // a message; at this many the edge answers 421 4.7.0 and closes. 0: no limit.
+          maxErrors: z.int().nonnegative().default(20),
+          // Once this many errors happened, each further command is answered only after errorDelayMs.
+          errorDelayAfter: z.int().nonnegative().default(10),
+          errorDelayMs: z.int().nonnegative().max(60_000).default(0),
+          // Received headers a message may carry (RFC 5321 6.3: loop detection, at least 100).
+          maxReceivedHeaders: z.int().positive().default(100),
+        })
+        .prefault({}),
+      protocol: z
+        .strictObject({
+          // Commands answered as usual; any other SMTP command gets 502 5.5.1. HELO, EHLO, MAIL, RCPT, DATA,
+          // RSET, NOOP and QUIT (RFC 5321 4.5.1) cannot be removed. VRFY, when listed, answers 252.
+          allowedCommands: z
+            .array(
+              z.enum([
+                'HELO',
+                'EHLO',
+                'MAIL',
+                'RCPT',
+                'DATA',
+                'RSET',
+                'NOOP',
+                'QUIT',
+                'HELP',
+                'AUTH',
+                'STARTTLS',
+                'VRFY',
+              ]),
+            )
+            .default([
+              'HELO',
+              'EHLO',
+              'MAIL',
+              'RCPT',
+              'DATA',
+              'RSET',
+              'NOOP',
+              'QUIT',
+              'HELP',
+              'AUTH',
+              'STARTTLS',
+            ])
+            .refine(
+              (l) =>
+                ['HELO', 'EHLO', 'MAIL', 'RCPT', 'DATA', 'RSET', 'NOOP', 'QUIT'].every((c) =>
+                  l.includes(c as never),
+                ),
+              'must include HELO, EHLO, MAIL, RCPT, DATA, RSET, NOOP and QUIT (RFC 5321 4.5.1)',
+            ),
+          helo: z
+            .strictObject({
+              // Refuse a HELO/EHLO name that is not a fully qualified domain name (504 5.5.2).
+              requireFqdn: z.boolean().default(false),
+              // Refuse an address literal ([192.0.2.1]) that is not the client's address (550 5.7.1).
+              literalMustMatch: z.boolean().default(true),
+            })
+            .prefault({}),
+          // The null sender MAIL FROM:<> (bounces): accept (RFC 5321 requires it) or refuse (550 5.1.7).
+          emptySender: z.enum(['accept', 'refuse']).default('accept'),
+          // Bare LF, bare CR and NUL in a message: reject (554 5.6.0, SMTP smuggling) or normalize (bare
+          // LF and CR become CRLF, NUL is removed). A message is never stored or forwarded with them.
+          bareLineEndings: z.enum(['reject', 'normalize']).default('reject'),
+          // Message lines longer than limits.textLineOctets: reject (500 5.5.2) or accept.
+          longLines: z.enum(['reject', 'accept']).default('reject'),
+        })
+        .prefault({}),
       nextHop: z.discriminatedUnion('type', [spoolHop, smtpHop]).default({ type: 'spool', dir: 'spool' }),
       backends: z
         .strictObject({
-          auth: backend('127.0.0.1:7101', 2000, 'fail-closed'),
-          reputation: backend('127.0.0.1:7102', 3000, 'fail-open'),
-          greylist: backend('127.0.0.1:7103', 1000, 'fail-open'),
+          auth: backend('127.0.0.1:7101', 2000),
+          reputation: backend('127.0.0.1:7102', 3000),
+          greylist: backend('127.0.0.1:7103', 1000),
         })
         .prefault({}),
+      // Policy checks. failureMode: what a check does when its backend fails or does not answer in time:
+      // fail-open accepts and records the error, fail-closed answers 4xx so the client retries.
       checks: z
         .strictObject({
-          dnsbl: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
+          // The directory lookup of recipients (auth). fail-open accepts for authorized clients only.
+          recipient: checkMode('fail-closed'),
+          // Authenticated sessions: the account is checked again before each transaction (auth).
+          accountRecheck: z
+            .strictObject({
+              enabled: z.boolean().default(true),
+              failureMode: failureMode.default('fail-closed'),
+            })
+            .prefault({}),
+          dnsbl: z
+            .strictObject({
+              enabled: z.boolean().default(true),
+              failureMode: failureMode.default('fail-closed'),
+            })
+            .prefault({}),
           greylist: z
             .strictObject({
               enabled: z.boolean().default(true),
+              failureMode: failureMode.default('fail-open'),
               // Add "X-Greylist: delayed N seconds" to messages whose recipients were held back.
               delayHeader: z.boolean().default(true),
             })
@@ -162,6 +296,7 @@ export const configSchema = z.strictObject({
             .strictObject({
               // Evaluate SPF at MAIL FROM (decision spf.*; feeds greylist sender-pool keying).
               enabled: z.boolean().default(true),
+              failureMode: failureMode.default('fail-open'),
               // Refuse MAIL FROM when SPF fails (550 5.7.23). Off: record only.
               rejectFail: z.boolean().default(false),
             })

@@ -1,3 +1,11 @@
 // Real parts for tests, shared by the services' own tests and the end-to-end tests in test/.
+
+export {
+  type CapturedMessage,
+  type CaptureOptions,
+  type CaptureServer,
+  smtpError,
+  startCaptureServer,
+} from './capture-smtp.js';
 export { type NatsServer, startNats } from './nats.js';
 export { freePort, waitFor } from './ports.js';

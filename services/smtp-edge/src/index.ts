@@ -1,1 +1,3 @@
+export { PHASES } from './engine/phases.js';
 export { Edge } from './smtp/edge.js';
+export { NATIVE_RULES } from './smtp/native-replies.js';

@@ -1,52 +1,123 @@
 import type { Context, Span } from '@opentelemetry/api';
 import { common } from '@smtpguard/contracts';
+import type { Vars } from '@smtpguard/reasons';
+import { type HopTransaction, newMessageId } from './delivery/next-hop.js';
 
 export type ListenerName = 'mx' | 'submission';
 
-/** What the client's DNSBL lookup found; taken at connect, delivered at RCPT. */
-export type DnsblVerdict =
+/** ESMTP parameters of MAIL FROM / RCPT TO as smtp-server parsed them (KEY=value, or a bare KEY: true). */
+export type Params = Record<string, string | true>;
+
+/** What the connect-time reputation lookup found; taken at connect, delivered at RCPT. */
+export type ClientReputation =
   | { kind: 'clean' }
   | { kind: 'listed'; zone: string; answers: string }
   | { kind: 'error'; refuse: boolean; error: string };
 
-/** smtpguard's view of one SMTP connection. */
-export interface EdgeSession {
-  id: string;
-  listener: ListenerName;
-  clientIp: string;
-  clientPort: number;
-  clientHostname: string;
-  helo: string;
-  tls: boolean;
-  /** Account after SMTP AUTH; "" otherwise. */
-  user: string;
-  /** Entry of edge.trustedNetworks that matched the client; "" when none. */
-  trustedRule: string;
-  transactionId: string;
-  transactionCount: number;
-  sender: string;
-  /** Result of reputation.CheckClient, started at connect and awaited where needed. */
-  dnsbl?: Promise<DnsblVerdict>;
-  /** The client is on a DNS allow list (set when the connect lookup finished). */
-  dnswlListed: boolean;
-  /** Sender domain whose SPF authorizes the client, for this transaction; "" otherwise. */
-  spfPassDomain: string;
-  /** Longest greylisting delay of this transaction's recipients, for the X-Greylist header. */
-  greylistDelay: number;
-  span: Span;
-  ctx: Context;
-  edgeInstance: string;
+/** One mail transaction: MAIL FROM up to the end of DATA, RSET, HELO/EHLO or STARTTLS. */
+export class Transaction {
+  /** Recipients accepted so far (their RCPT got 250). */
+  readonly recipients: string[] = [];
+  /** Sender domain whose SPF authorizes the client; "" otherwise. */
+  spfPassDomain = '';
+  /** Longest greylisting delay of the recipients, for the X-Greylist header. */
+  greylistDelay = 0;
+  /** The next hop's side of this transaction, opened at the first recipient. */
+  hop: HopTransaction | undefined;
+  /** Queue id of the message (Received header, spool file name, decisions, the 250 reply). */
+  readonly messageId = newMessageId();
+
+  constructor(
+    readonly id: string,
+    /** MAIL FROM address; "" for the null sender. */
+    readonly sender: string,
+    readonly params: Params,
+  ) {}
+
+  /** Abandons the next hop's side; nothing is delivered. */
+  abort(): void {
+    this.hop?.abort();
+    this.hop = undefined;
+  }
 }
 
-export function sessionContext(s: EdgeSession): common.SessionContext {
+/** One recipient while the RCPT checks run. */
+export class RecipientState {
+  /** The directory says the address is served here (mailbox, alias, list, catch-all). */
+  local = false;
+  constructor(
+    readonly address: string,
+    readonly params: Params,
+  ) {}
+}
+
+/** smtpguard's view of one SMTP connection. */
+export class Session {
+  /** Verified reverse DNS name of the client (FCrDNS); "" when unknown. */
+  clientHostname = '';
+  /** HELO/EHLO argument; "" before it (and after STARTTLS). */
+  helo = '';
+  tls = false;
+  /** Account after SMTP AUTH; "" otherwise. */
+  user = '';
+  /** Entry of edge.trustedNetworks that matched the client; "" when none. */
+  trustedRule = '';
+  /** The connect-time lookup of reputation.CheckClient (DNS block/allow lists, FCrDNS). */
+  reputation: Promise<ClientReputation> | undefined;
+  /** The client is on a DNS allow list (set when the connect lookup finished). */
+  dnswlListed = false;
+  tx: Transaction | undefined;
+  transactions = 0;
+  /** 5xx replies since the last accepted message (edge.limits.maxErrors). */
+  errors = 0;
+  /** Counted by the connection limits; released when the connection closes. */
+  admitted = false;
+  readonly startedAt = Date.now();
+  span: Span | undefined;
+  ctx: Context | undefined;
+
+  constructor(
+    readonly id: string,
+    readonly listener: ListenerName,
+    readonly clientIp: string,
+    readonly clientPort: number,
+    readonly edgeInstance: string,
+    readonly hostname: string,
+  ) {}
+
+  get authorized(): boolean {
+    return Boolean(this.user || this.trustedRule);
+  }
+
+  beginTransaction(sender: string, params: Params): Transaction {
+    this.endTransaction();
+    this.transactions += 1;
+    this.tx = new Transaction(`${this.id}.${this.transactions}`, sender, params);
+    return this.tx;
+  }
+
+  endTransaction(): void {
+    this.tx?.abort();
+    this.tx = undefined;
+  }
+
+  /** RFC 3207 4.2: after STARTTLS, everything the client said before is forgotten. */
+  resetToGreeting(): void {
+    this.endTransaction();
+    this.helo = '';
+    this.user = '';
+  }
+}
+
+export function sessionContext(s: Session): common.SessionContext {
   return common.SessionContext.fromPartial({
     sessionId: s.id,
-    transactionId: s.transactionId,
+    transactionId: s.tx?.id ?? '',
     clientIp: s.clientIp,
     clientPort: s.clientPort,
     clientHostname: s.clientHostname,
     helo: s.helo,
-    sender: s.sender,
+    sender: s.tx?.sender ?? '',
     authenticatedUser: s.user,
     listener: s.listener === 'mx' ? common.Listener.LISTENER_MX : common.Listener.LISTENER_SUBMISSION,
     tls: s.tls,
@@ -56,13 +127,14 @@ export function sessionContext(s: EdgeSession): common.SessionContext {
 }
 
 /** Values a reason's texts can name ({client_ip}, {sender}, ...). */
-export function sessionVars(s: EdgeSession): Record<string, string> {
+export function sessionVars(s: Session): Vars {
   return {
     session_id: s.id,
     client_ip: s.clientIp,
     helo: s.helo,
-    sender: s.sender,
+    sender: s.tx?.sender,
     user: s.user,
     listener: s.listener,
+    hostname: s.hostname,
   };
 }

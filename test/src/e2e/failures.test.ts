@@ -160,8 +160,32 @@ describe('backends unreachable', () => {
     }
   });
 
-  it('greylist and reputation down: fail-open accepts and records the error', async () => {
-    const sys = await startTestSystem({ dnsServer: dns.address, services: ['auth', 'smtp-edge'] });
+  it('reputation down: the DNSBL check is fail-closed by default (451 4.4.3), never accepted unchecked', async () => {
+    const sys = await startTestSystem({
+      dnsServer: dns.address,
+      services: ['auth', 'greylist', 'smtp-edge'],
+    });
+    try {
+      const r = await mxToAlice(sys);
+      assert.equal(r.code, 451, r.response);
+      assert.match(r.response, /^451 4\.4\.3 Sender reputation could not be checked/);
+      const line = await waitFor('dnsbl.error refusal', () =>
+        sys.system.logs.find((l) => l.reason === 'dnsbl.error' && l.check === 'dnsbl'),
+      );
+      assert.equal(line.outcome, 'error');
+    } finally {
+      await sys.stop();
+    }
+  });
+
+  it('greylist and reputation down, both fail-open: accepts and records the errors', async () => {
+    const sys = await startTestSystem({
+      dnsServer: dns.address,
+      services: ['auth', 'smtp-edge'],
+      override: (c) => {
+        c.edge.checks.dnsbl = { failureMode: 'fail-open' };
+      },
+    });
     try {
       const r = await mxToAlice(sys);
       assert.equal(r.code, 250, r.response);
@@ -181,7 +205,7 @@ describe('backends unreachable', () => {
       dnsServer: dns.address,
       services: ['auth', 'reputation', 'smtp-edge'],
       override: (c) => {
-        c.edge.backends.greylist.failureMode = 'fail-closed';
+        c.edge.checks.greylist = { failureMode: 'fail-closed' };
       },
     });
     try {

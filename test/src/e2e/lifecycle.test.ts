@@ -1,19 +1,23 @@
 // Health, telemetry export and graceful shutdown of the running services.
 import assert from 'node:assert/strict';
+import { readdir } from 'node:fs/promises';
 import { createServer, type IncomingMessage } from 'node:http';
-import { type Socket, connect as tcpConnect } from 'node:net';
+import { connect as tcpConnect } from 'node:net';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { credentials, makeGenericClientConstructor } from '@grpc/grpc-js';
 import { type RunningSystem, startSystem } from '@smtpguard/launcher';
 import { freePort, waitFor } from '@smtpguard/testing';
 import { service as healthService } from 'grpc-health-check';
 import { type DnsServer, startDnsServer } from '../harness/dns-server.js';
+import { RawSmtp } from '../harness/raw-smtp.js';
 import { smtpSend } from '../harness/smtp-client.js';
 import { ALICE, buildConfig, writeConfig } from '../harness/system.js';
 
 let dns: DnsServer;
 let sys: RunningSystem;
 let config: Awaited<ReturnType<typeof buildConfig>>;
+let configPath: string;
 const otlp: Array<{ path: string; body: Buffer }> = [];
 const collector = createServer((req: IncomingMessage, res) => {
   const chunks: Buffer[] = [];
@@ -30,7 +34,7 @@ before(async () => {
   await new Promise<void>((r) => collector.listen(collectorPort, '127.0.0.1', r));
   config = await buildConfig({ dnsServer: dns.address });
   config.config.edge.shutdownGraceMs = 1500;
-  const { configPath } = await writeConfig(config.config);
+  ({ configPath } = await writeConfig(config.config));
   sys = await startSystem({
     configPath,
     env: {
@@ -95,23 +99,32 @@ describe('lifecycle', () => {
     );
   });
 
-  it('on SIGTERM the edge stops accepting, gives open sessions the grace period, then answers 421', async () => {
+  it('on SIGTERM: idle sessions get 421 at once, transactions finish within the grace period, the rest get 421', async () => {
     const edge = sys.services.get('smtp-edge');
     assert.ok(edge);
-    const sock: Socket = tcpConnect(config.mxPort, '127.0.0.1');
-    let received = '';
-    sock.on('data', (d) => {
-      received += d.toString();
-    });
-    await waitFor('banner', () => received.startsWith('220 ') || undefined);
-    sock.write('EHLO client.example.net\r\n');
-    await waitFor('EHLO reply', () => /250 [^\r\n]*\r\n$/.test(received) || undefined);
-    const closed = new Promise<void>((r) => sock.once('close', () => r()));
+    const plain = Buffer.from(`\0${ALICE.user}\0${ALICE.pass}`).toString('base64');
+    const inTransaction = async (ip: string) => {
+      const { c } = await RawSmtp.open(config.submissionPort, ip);
+      assert.match(await c.cmd('EHLO client.example'), /^250-/);
+      assert.match(await c.cmd(`AUTH PLAIN ${plain}`), /^235 /);
+      assert.match(await c.cmd(`MAIL FROM:<${ALICE.user}>`), /^250 /);
+      assert.match(await c.cmd('RCPT TO:<friend@remote.example>'), /^250 /);
+      return c;
+    };
+    const idle = (await RawSmtp.open(config.submissionPort, '127.0.0.60')).c;
+    assert.match(await idle.cmd('EHLO client.example'), /^250-/);
+    const finishing = await inTransaction('127.0.0.61');
+    const stuck = await inTransaction('127.0.0.62');
+
     const t0 = Date.now();
     edge.child.kill('SIGTERM');
+    const shutdown = /^421 4\.3\.2 mx\.example\.test is shutting down, please try again later$/;
+    assert.match(await idle.read(1000), shutdown, 'a session between transactions is told at once');
+    await idle.closed;
+    // The listener no longer accepts connections.
     await waitFor('listener closed', async () => {
       const refused = await new Promise<boolean>((resolve) => {
-        const c = tcpConnect(config.mxPort, '127.0.0.1');
+        const c = tcpConnect(config.submissionPort, '127.0.0.1');
         c.once('connect', () => {
           c.destroy();
           resolve(false);
@@ -120,10 +133,27 @@ describe('lifecycle', () => {
       });
       return refused || undefined;
     });
-    await closed;
+    // A transaction under way finishes: its message is accepted (and kept), then the session is closed.
+    assert.equal(await finishing.cmd('DATA'), '354 End data with <CR><LF>.<CR><LF>');
+    finishing.write('Subject: during-shutdown\r\n\r\nstill accepted\r\n.\r\n');
+    const accepted = await finishing.read();
+    assert.match(accepted, /^250 2\.0\.0 Ok: queued as ([0-9A-F]{20})$/);
+    assert.match(await finishing.read(1000), shutdown);
+    const id = /queued as (\w+)/.exec(accepted)?.[1] ?? '';
+    const spool = join(
+      config.config.stateDir === 'state' ? dirname(configPath) : '',
+      'state',
+      'spool',
+      'new',
+    );
+    assert.ok(
+      (await readdir(spool)).some((f) => f.includes(id)),
+      'the message is in the spool',
+    );
+    // A transaction that does not finish gets the grace period, then 421.
+    assert.match(await stuck.read(3000), shutdown);
     const waited = Date.now() - t0;
-    assert.match(received, /\r\n421 [^\r\n]+\r\n$/);
-    assert.ok(waited >= 1000, `the session got the grace period (closed after ${waited} ms)`);
+    assert.ok(waited >= 1500, `the stuck transaction got the grace period (closed after ${waited} ms)`);
     assert.equal(await edge.exited, 0);
   });
 });

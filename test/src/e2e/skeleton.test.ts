@@ -3,8 +3,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { events } from '@smtpguard/contracts';
-import { type NatsServer, startNats, waitFor } from '@smtpguard/testing';
-import { type CaptureServer, startCaptureServer } from '../harness/capture-smtp.js';
+import {
+  type CaptureServer,
+  type NatsServer,
+  startCaptureServer,
+  startNats,
+  waitFor,
+} from '@smtpguard/testing';
 import { DecisionTap, type ReceivedDecision } from '../harness/decisions.js';
 import { type DnsServer, startDnsServer } from '../harness/dns-server.js';
 import { smtpSend } from '../harness/smtp-client.js';
@@ -185,7 +190,7 @@ describe('walking skeleton', () => {
     await tap.find(
       (d) =>
         d.reasonCode === 'auth.ok' &&
-        d.session?.authenticatedUser === '' &&
+        d.session?.authenticatedUser === ALICE.user &&
         d.phase === events.Phase.PHASE_AUTH,
       'auth.ok',
     );
@@ -256,7 +261,7 @@ describe('walking skeleton', () => {
     assert.ok(dns.queries.includes('A 2.0.0.127.dnsbl.test'));
   });
 
-  it('answers 451 4.4.1 when the next hop is down, and nothing counts as delivered', async () => {
+  it('answers 451 4.4.1 at RCPT when the next hop is down, and nothing counts as delivered', async () => {
     const port = hop.port;
     const before = hop.messages.length;
     await hop.close();
@@ -268,19 +273,25 @@ describe('walking skeleton', () => {
         to: ['friend@remote.example'],
         message: testMessage(ALICE.user, 'friend@remote.example', 'hop-down'),
       });
+      // The before-queue proxy offers each recipient to the next hop: its outage is known at RCPT.
       assert.equal(r.code, 451, r.response);
-      assert.match(r.response, /^451 4\.4\.1 /);
-      const d = await tap.find((x) => x.reasonCode === 'queue.nexthop_failed', 'queue.nexthop_failed');
-      assertEnvelope(d, 'smtp-edge', 'queue');
+      assert.match(r.response, /^451 4\.4\.1 Recipient <friend@remote\.example> cannot be accepted now/);
+      const d = await tap.find(
+        (x) => x.reasonCode === 'rcpt.nexthop_unavailable' && x.recipient === 'friend@remote.example',
+        'rcpt.nexthop_unavailable',
+      );
+      assertEnvelope(d, 'smtp-edge', 'rcpt');
       assert.equal(d.decision.outcome, events.Outcome.OUTCOME_ERROR);
       assert.equal(
         tap.seen.filter(
-          (x) => x.decision.reasonCode === 'queue.accepted' && x.decision.messageId === d.decision.messageId,
+          (x) =>
+            x.decision.reasonCode === 'queue.accepted' &&
+            x.decision.session?.sessionId === d.decision.session?.sessionId,
         ).length,
         0,
       );
     } finally {
-      hop = await startCaptureServer(port);
+      hop = await startCaptureServer({ port });
     }
     assert.equal(hop.messages.length, 0);
     void before;

@@ -8,7 +8,7 @@ import { stringify } from 'yaml';
 
 // Loosely typed on purpose: failure tests write invalid values, which the services must reject.
 // biome-ignore lint/suspicious/noExplicitAny: values of any shape, checked by the services
-type LooseConfig = Record<string, any>;
+export type LooseConfig = Record<string, any>;
 
 export const ALICE = { user: 'alice@example.test', pass: 'correct horse battery' };
 
@@ -44,7 +44,11 @@ export async function buildConfig(
     edge: {
       hostname: 'mx.example.test',
       allowInsecureAuth: true,
-      listeners: { mx: { host: '127.0.0.1', port: mx }, submission: { host: '127.0.0.1', port: sub } },
+      // No greeting delay (pregreet test) unless a test sets one: every test would wait for it otherwise.
+      listeners: {
+        mx: { host: '127.0.0.1', port: mx, greetingDelayMs: 0 },
+        submission: { host: '127.0.0.1', port: sub },
+      },
       nextHop: opts.nextHopPort
         ? { type: 'smtp', host: '127.0.0.1', port: opts.nextHopPort, timeoutMs: 5000 }
         : { type: 'spool', dir: 'spool' },
@@ -54,6 +58,7 @@ export async function buildConfig(
         greylist: { address: `127.0.0.1:${g}` },
       },
       shutdownGraceMs: 1000,
+      checks: {},
     },
     auth: {
       listen: `127.0.0.1:${a}`,

@@ -1,18 +1,19 @@
-import type { AddressInfo } from 'node:net';
-import type { ConfigHandle } from '@smtpguard/config';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Config, ConfigHandle } from '@smtpguard/config';
 import type { Logger } from '@smtpguard/logging';
-import { context, startSpan, withSpan } from '@smtpguard/telemetry';
-import {
-  SMTPServer,
-  type SMTPServerDataStream,
-  type SMTPServerOptions,
-  type SMTPServerSession,
-} from 'smtp-server';
-import { messageDate, readMessage, receivedHeader } from '../delivery/message.js';
-import { DeliveryError, type NextHop, newMessageId } from '../delivery/next-hop.js';
-import type { Policy, Verdict } from '../policy/pipeline.js';
-import type { EdgeSession, ListenerName } from '../session.js';
-import { replyError, type SmtpReplyError } from './replies.js';
+import { plainIp } from '@smtpguard/networks';
+import { formatReply } from '@smtpguard/reasons';
+import { startSpan } from '@smtpguard/telemetry';
+import { LRUCache } from 'lru-cache';
+import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
+import type { SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
+import type { DataFacts } from '../data/inspector.js';
+import type { NextHop } from '../delivery/next-hop.js';
+import { isReplyError } from '../engine/reply.js';
+import type { PhaseLists, Runner } from '../engine/runner.js';
+import { type ListenerName, Session } from '../session.js';
+import { EdgeConnection, type EdgeHost } from './connection.js';
+import type { ConnectionTracker } from './limits.js';
 
 export interface ListenAddress {
   listener: ListenerName;
@@ -20,30 +21,87 @@ export interface ListenAddress {
   port: number;
 }
 
-const isReply = (err: unknown): err is SmtpReplyError =>
-  err instanceof Error && typeof (err as SmtpReplyError).responseCode === 'number';
+// smtp-server commands the edge never offers (proxy commands, sendmail's debugging jokes).
+const DISABLED = ['XCLIENT', 'XFORWARD', 'WIZ', 'SHELL', 'KILL'];
+// A refused connection gets this long to read its 421 before the socket is destroyed.
+const REFUSAL_LINGER_MS = 1000;
+// Clients remembered as having passed the pregreet test (postscreen's cache); oldest forgotten first.
+const PREGREET_CACHE_ENTRIES = 100_000;
 
-/** The SMTP listeners (MX and submission) on smtp-server, each phase handed to the Policy. */
-export class Edge {
-  private servers: Array<{ listener: ListenerName; server: SMTPServer }> = [];
-  private sessions = new Map<string, EdgeSession>();
+/** One listener: smtp-server, with the edge creating the connections (after the connect phase). */
+class EdgeServer extends SMTPServer {
+  constructor(
+    options: SMTPServerOptions,
+    readonly listener: ListenerName,
+    private readonly edge: Edge,
+  ) {
+    super(options);
+  }
+
+  override connect(socket: Socket, socketOptions?: SMTPConnectionOptions | null): void {
+    this.edge.accept(this, socket, socketOptions ?? {});
+  }
+}
+
+/**
+ * The SMTP listeners (MX and submission). A new connection first runs the connect phase (limits, trusted
+ * networks, the reputation lookup in the background); only an admitted one becomes an EdgeConnection. On stop,
+ * the listeners close, sessions between transactions get 421 at once, sessions in a transaction get
+ * edge.shutdownGraceMs to finish, then 421; a message being handed to the next hop always gets its answer.
+ */
+export class Edge implements EdgeHost {
+  private readonly servers: Array<{ listener: ListenerName; server: EdgeServer }> = [];
+  private readonly connections = new Map<string, EdgeConnection>();
+  private readonly pregreet = new LRUCache<string, true>({
+    max: PREGREET_CACHE_ENTRIES,
+    ttl: 24 * 3600 * 1000,
+  });
+  private idle: Array<() => void> = [];
+  shuttingDown = false;
 
   constructor(
     private readonly config: ConfigHandle,
-    private readonly policy: Policy,
-    private readonly nextHop: () => NextHop,
-    private readonly logger: Logger,
+    readonly runner: Runner,
+    private readonly phases: PhaseLists,
+    private readonly tracker: ConnectionTracker,
+    private readonly hop: () => NextHop,
+    readonly logger: Logger,
   ) {}
+
+  cfg(): Config {
+    return this.config.current.config;
+  }
+
+  nextHop(): NextHop {
+    return this.hop();
+  }
+
+  pregreetPassed(ip: string): boolean {
+    return this.pregreet.has(ip);
+  }
+
+  pregreetPass(ip: string, seconds: number): void {
+    if (seconds > 0) this.pregreet.set(ip, true, { ttl: seconds * 1000 });
+  }
+
+  dataViolated(facts: DataFacts, cfg: Config): boolean {
+    return this.phases.data.some((c) => c.violated?.(facts, cfg));
+  }
+
+  /** Open SMTP sessions. */
+  get sessions(): number {
+    return this.connections.size;
+  }
 
   async start(): Promise<ListenAddress[]> {
     const out: ListenAddress[] = [];
-    const { listeners } = this.config.current.config.edge;
+    const { listeners } = this.cfg().edge;
     for (const name of ['mx', 'submission'] as const) {
       const l = listeners[name];
       if (!l.enabled) continue;
-      const server = new SMTPServer(this.options(name));
-      server.on('error', (err) =>
-        this.logger.error({ listener: name, err: err.message }, 'SMTP listener error'),
+      const server = new EdgeServer(this.options(), name, this);
+      server.on('error', (err: Error & { code?: string }) =>
+        this.logger.warn({ listener: name, err: err.message, code: err.code }, 'SMTP connection error'),
       );
       await new Promise<void>((resolve, reject) => {
         server.server.once('error', reject);
@@ -55,211 +113,154 @@ export class Edge {
       const port = (server.server.address() as AddressInfo).port;
       this.servers.push({ listener: name, server });
       out.push({ listener: name, host: l.host, port });
-      this.logger.info({ listener: name, host: l.host, port, requireAuth: l.requireAuth }, 'SMTP listening');
+      this.logger.info(
+        {
+          listener: name,
+          host: l.host,
+          port,
+          requireAuth: l.requireAuth,
+          greetingDelayMs: l.greetingDelayMs,
+        },
+        'SMTP listening',
+      );
     }
     return out;
   }
 
-  /** Stops accepting; sessions get shutdownGraceMs to finish, then smtp-server answers 421 and closes. */
-  async stop(): Promise<void> {
-    await Promise.all(
-      this.servers.map(({ server }) => new Promise<void>((resolve) => server.close(() => resolve()))),
-    );
+  /** Applies a changed config to the listeners' smtp-server options (the rest is read per use). */
+  reload(): void {
+    for (const { server } of this.servers) Object.assign(server.options, this.options());
   }
 
-  private options(listener: ListenerName): SMTPServerOptions {
-    const edge = this.config.current.config.edge;
+  private options(): SMTPServerOptions {
+    const edge = this.cfg().edge;
+    const allowed = edge.protocol.allowedCommands as string[];
     return {
       name: edge.hostname,
-      banner: 'smtpguard ESMTP',
       hideENHANCEDSTATUSCODES: false,
       // AUTH is offered everywhere; where it is required (submission), the policy says so at MAIL FROM with
       // its own reason code, instead of smtp-server's generic refusal.
       authOptional: true,
       allowInsecureAuth: edge.allowInsecureAuth,
-      authMethods: this.config.current.config.auth.mechanisms,
+      authMethods: this.cfg().auth.mechanisms,
       size: edge.maxMessageBytes,
-      socketTimeout: edge.socketTimeoutMs,
-      closeTimeout: Math.max(edge.shutdownGraceMs, 1),
+      disabledCommands: [...DISABLED, ...['AUTH', 'STARTTLS'].filter((c) => !allowed.includes(c))],
+      // The parser's limit is the flood limit; the command line limit is the edge's (500 5.5.2, not 421).
+      maxCommandLength: edge.limits.unterminatedOctets,
+      // A backstop only: the edge's own timers answer first (edge.timeouts).
+      socketTimeout: Math.max(edge.timeouts.commandMs, edge.timeouts.dataMs) + 60_000,
       disableReverseLookup: true,
       logger: false,
-      onConnect: (session, cb) => this.guard(cb, async () => this.onConnect(listener, session)),
+      onConnect: (_session, cb) => cb(),
+      onSecure: (_socket, session, cb) => this.conn(session.id, cb)?.onSecure(() => cb()),
       onAuth: (auth, session, cb) =>
-        this.guard(
-          (err) => cb(err, undefined),
-          async () => {
-            const s = this.session(session);
-            const account = await this.policy.authenticate(
-              s,
-              auth.method,
-              auth.username ?? '',
-              auth.password ?? '',
-            );
-            s.user = account;
-            cb(null, { user: account });
-          },
-          true,
-        ),
-      onMailFrom: (address, session, cb) =>
-        this.guard(cb, async () => {
-          const s = this.session(session);
-          s.helo = session.hostNameAppearsAs || '';
-          s.tls = session.secure;
-          s.sender = address.address;
-          s.transactionCount += 1;
-          s.transactionId = `${s.id}.${s.transactionCount}`;
-          await this.policy.mailFrom(s);
-        }),
-      onRcptTo: (address, session, cb) =>
-        this.guard(cb, async () => {
-          const s = this.session(session);
-          const max = this.config.current.config.edge.maxRecipients;
-          if (session.envelope.rcptTo.length >= max) {
-            await this.policy.decide(s, 'rcpt', 'recipients', async () => ({
-              outcome: 'defer',
-              reason: 'rcpt.too_many',
-              vars: { max },
-              refuse: true,
-            }));
-          }
-          await this.policy.rcptTo(s, address.address);
-        }),
+        this.conn(session.id, cb)?.onAuth(auth, (err, user) => (err ? cb(err) : cb(null, { user }))),
+      onMailFrom: (address, session, cb) => this.conn(session.id, cb)?.onMailFrom(address, cb),
+      onRcptTo: (address, session, cb) => this.conn(session.id, cb)?.onRcptTo(address, cb),
       onData: (stream, session, cb) => {
-        let answered = false;
-        const answer = (err?: Error | null, message?: string) => {
-          if (answered) return;
-          answered = true;
-          cb(err ?? null, message);
-        };
-        this.guard(
-          answer,
-          async () => {
-            const message = await this.onData(stream, session);
-            answer(null, message);
-          },
-          true,
-        );
-        // A failure before the stream ended must still drain it, or the client hangs in DATA.
-        stream.on('error', () => stream.resume());
+        const c = this.conn(session.id, cb);
+        if (c) c.onData(stream, cb);
+        else stream.resume();
       },
-      onClose: (session) => {
-        const s = this.sessions.get(session.id);
-        if (!s) return;
-        s.span.end();
-        this.sessions.delete(session.id);
-      },
+      onClose: (session) => this.connections.get(session.id)?.closed(),
     };
   }
 
-  /** Runs a handler; a reply error becomes the reply, anything else is logged and answered 451 4.3.0. */
-  private guard(cb: (err?: Error | null) => void, fn: () => Promise<void>, selfAnswers = false): void {
-    fn().then(
+  private conn(id: string, cb: (err: Error) => void): EdgeConnection | undefined {
+    const c = this.connections.get(id);
+    if (!c) cb(new Error(`no session state for ${id}`));
+    return c;
+  }
+
+  /** A new TCP connection: the connect phase decides whether it becomes an SMTP session. */
+  accept(server: EdgeServer, socket: Socket, options: SMTPConnectionOptions): void {
+    // Until smtp-server's own listeners are attached, a reset by the client must not crash the process.
+    socket.on('error', () => undefined);
+    const cfg = this.cfg();
+    const ip = plainIp(options.remoteAddress ?? socket.remoteAddress ?? '').toLowerCase();
+    const id = options.id ?? Math.random().toString(36).slice(2);
+    const state = new Session(
+      id,
+      server.listener,
+      ip,
+      Number(options.remotePort ?? socket.remotePort ?? 0),
+      cfg.instance,
+      cfg.edge.hostname,
+    );
+    const { span, ctx } = startSpan('smtp.session', {
+      'smtpguard.session': id,
+      'smtpguard.listener': server.listener,
+      'client.address': ip,
+      'client.port': state.clientPort,
+    });
+    state.span = span;
+    state.ctx = ctx;
+    this.runner.run('connect', this.runner.context('connect', cfg, state, {})).then(
       () => {
-        if (!selfAnswers) cb();
+        if (socket.destroyed || this.shuttingDown) {
+          this.release(state);
+          if (!socket.destroyed) socket.destroy();
+          return;
+        }
+        const conn = new EdgeConnection(server, socket, { ...options, id }, state, this);
+        server.connections.add(conn);
+        conn.on('error', (err: Error) => server.emit('error', err));
+        this.connections.set(id, conn);
+        conn.init();
       },
       (err: unknown) => {
-        if (isReply(err)) return cb(err);
-        this.logger.error({ err: (err as Error).stack ?? String(err) }, 'internal error in SMTP handler');
-        cb(replyError({ code: 451, enhanced: '4.3.0', text: 'Internal error, please try again later' }));
-      },
-    );
-  }
-
-  private session(session: SMTPServerSession): EdgeSession {
-    const s = this.sessions.get(session.id);
-    if (!s) throw new Error(`no state for session ${session.id}`);
-    return s;
-  }
-
-  private async onConnect(listener: ListenerName, session: SMTPServerSession): Promise<void> {
-    const { span, ctx } = startSpan('smtp.session', {
-      'smtpguard.session': session.id,
-      'smtpguard.listener': listener,
-      'client.address': session.remoteAddress,
-      'client.port': session.remotePort,
-    });
-    const s: EdgeSession = {
-      id: session.id,
-      listener,
-      clientIp: session.remoteAddress,
-      clientPort: session.remotePort,
-      clientHostname: '',
-      helo: '',
-      tls: session.secure,
-      user: '',
-      trustedRule: '',
-      transactionId: '',
-      transactionCount: 0,
-      sender: '',
-      dnswlListed: false,
-      spfPassDomain: '',
-      greylistDelay: 0,
-      span,
-      ctx,
-      edgeInstance: this.config.current.config.instance,
-    };
-    this.sessions.set(session.id, s);
-    context.with(ctx, () => this.policy.connect(s));
-  }
-
-  private async onData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
-    const s = this.session(session);
-    const edge = this.config.current.config.edge;
-    const recipients = session.envelope.rcptTo.map((r) => r.address);
-    const id = newMessageId();
-    const { data, oversized } = await readMessage(stream, edge.maxMessageBytes);
-    if (oversized || stream.sizeExceeded) {
-      await this.policy.decide(s, 'data', 'size', async () => ({
-        outcome: 'fail',
-        reason: 'data.size_exceeded',
-        vars: { max_bytes: edge.maxMessageBytes },
-        refuse: true,
-      }));
-    }
-    const header = receivedHeader({
-      helo: s.helo,
-      clientHostname: s.clientHostname,
-      clientIp: s.clientIp,
-      byHost: edge.hostname,
-      protocol: session.transmissionType || 'ESMTP',
-      id,
-      recipients,
-    });
-    const delay =
-      edge.checks.greylist.delayHeader && s.greylistDelay > 0
-        ? `X-Greylist: delayed ${s.greylistDelay} seconds by smtpguard at ${edge.hostname}; ${messageDate()}\r\n`
-        : '';
-    const message = Buffer.concat([Buffer.from(header + delay), data]);
-    const hop = this.nextHop();
-    const vars = { recipients: recipients.join(', '), next_hop: hop.describe() };
-    await this.policy.decide(
-      s,
-      'queue',
-      'delivery',
-      async (): Promise<Verdict> => {
-        try {
-          await withSpan('next-hop deliver', { 'smtpguard.next_hop': hop.describe() }, () =>
-            hop.deliver(id, { from: s.sender, to: recipients }, message),
-          );
-          return {
-            outcome: 'pass',
-            reason: 'queue.accepted',
-            vars,
-            attributes: { next_hop: hop.describe(), bytes: String(message.length) },
-          };
-        } catch (err) {
-          if (!(err instanceof DeliveryError)) throw err;
-          return {
-            outcome: err.permanent ? 'fail' : 'error',
-            reason: err.reasonCode,
-            vars: { ...vars, error: err.message },
-            attributes: { next_hop: hop.describe(), error: err.message },
-            refuse: true,
-          };
+        this.release(state);
+        if (isReplyError(err)) {
+          socket.end(`${formatReply(err.reply)}\r\n`);
+          setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref();
+          return;
         }
+        this.logger.error({ session: id, err: (err as Error).stack }, 'connect phase failed');
+        socket.destroy();
       },
-      { messageId: id },
     );
-    return `2.0.0 Ok: queued as ${id}`;
+  }
+
+  private release(state: Session): void {
+    this.tracker.release(state);
+    state.span?.end();
+  }
+
+  forget(conn: EdgeConnection): void {
+    this.connections.delete(conn.state.id);
+    this.release(conn.state);
+    if (this.connections.size === 0) {
+      for (const resolve of this.idle.splice(0)) resolve();
+    }
+  }
+
+  /** Stops accepting, lets transactions finish for shutdownGraceMs, then closes what remains with 421. */
+  async stop(): Promise<void> {
+    this.shuttingDown = true;
+    // Stops accepting at once; the callbacks fire once the last connection of each listener is gone.
+    const closed = this.servers.map(
+      ({ server }) => new Promise<void>((resolve) => server.server.close(() => resolve())),
+    );
+    for (const c of this.connections.values()) c.shutdown('between transactions');
+    const grace = this.cfg().edge.shutdownGraceMs;
+    if (!(await this.drained(grace))) {
+      for (const c of this.connections.values()) c.shutdown('at the end of the shutdown grace period', true);
+    }
+    // A message being handed over finishes within the next hop's timeout; then every session is gone.
+    const hop = this.cfg().edge.nextHop;
+    await this.drained('timeoutMs' in hop ? hop.timeoutMs : 5_000);
+    for (const c of this.connections.values()) c.destroy();
+    await Promise.all(closed);
+  }
+
+  private drained(ms: number): Promise<boolean> {
+    if (this.connections.size === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), ms);
+      this.idle.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
   }
 }

@@ -1,0 +1,70 @@
+import { formatReply, type Vars } from '@smtpguard/reasons';
+import { DeliveryError, type HopReply } from '../../delivery/next-hop.js';
+import { defineCheck, type Verdict } from '../../engine/check.js';
+
+type Reasons = 'queue.accepted' | 'queue.nexthop_deferred' | 'queue.nexthop_rejected';
+
+/** The next hop's own answer passed on: 2xx accepted, 4xx deferred, 5xx refused. */
+function answer(reply: HopReply, vars: Vars, next_hop: string): Verdict<Reasons> {
+  const hop_reply = formatReply(reply);
+  const v = { ...vars, hop_text: reply.text, hop_reply };
+  const attributes = { next_hop, hop_reply };
+  if (reply.code < 300) return { outcome: 'pass', reason: 'queue.accepted', vars: v, attributes };
+  const override = { code: reply.code, enhanced: reply.enhanced };
+  return reply.code >= 500
+    ? {
+        outcome: 'fail',
+        reason: 'queue.nexthop_rejected',
+        vars: v,
+        attributes,
+        refuse: true,
+        replyOverride: override,
+      }
+    : {
+        outcome: 'defer',
+        reason: 'queue.nexthop_deferred',
+        vars: v,
+        attributes,
+        refuse: true,
+        replyOverride: override,
+      };
+}
+
+/**
+ * The hand-off: the final dot goes to the next hop (or the spool file is synced and renamed) only now, after
+ * every DATA check passed, and the client's 250 is the next hop's 250. A next hop that cannot be reached or
+ * loses the connection gets the client a 451: nothing was kept, the client retries.
+ */
+export const delivery = defineCheck({
+  name: 'delivery',
+  phase: 'queue',
+  reasons: [
+    'queue.accepted',
+    'queue.nexthop_deferred',
+    'queue.nexthop_rejected',
+    'queue.nexthop_failed',
+    'queue.spool_failed',
+  ],
+  settings: ['edge.nextHop'],
+  async run(ctx) {
+    const { nextHop: next_hop, dataRefusal, streamError } = ctx.input;
+    const vars = { recipients: ctx.tx.recipients.join(', '), next_hop };
+    const failed = (err: DeliveryError): Verdict<typeof err.reasonCode> => ({
+      outcome: 'error',
+      reason: err.reasonCode,
+      vars: { ...vars, error: err.message },
+      attributes: { next_hop, error: err.message },
+      refuse: true,
+    });
+    if (dataRefusal) return answer(dataRefusal, vars, next_hop);
+    if (streamError) return failed(streamError);
+    const hop = ctx.tx.hop;
+    if (!hop) return failed(new DeliveryError('no next hop transaction', 'queue.nexthop_failed'));
+    try {
+      return answer(await hop.commit(), vars, next_hop);
+    } catch (err) {
+      if (err instanceof DeliveryError) return failed(err);
+      throw err;
+    }
+  },
+});

@@ -1,0 +1,69 @@
+import { auth } from '@smtpguard/contracts';
+import { BackendError } from '@smtpguard/grpc-kit';
+import { isReasonCode } from '@smtpguard/reasons';
+import { defineCheck } from '../../engine/check.js';
+import { sessionContext } from '../../session.js';
+
+const S = auth.RecipientStatus;
+const REFUSALS = [
+  'rcpt.unknown_user',
+  'rcpt.mailbox_disabled',
+  'rcpt.domain_disabled',
+  'rcpt.routing_loop',
+] as const;
+type Refusal = (typeof REFUSALS)[number];
+const isRefusal = (code: string): code is Refusal =>
+  isReasonCode(code) && (REFUSALS as readonly string[]).includes(code);
+
+/**
+ * The directory (auth.ResolveRecipient): local recipients pass, unknown or disabled ones are refused, and a
+ * recipient outside the local domains goes on to the relay decision. When the auth service cannot answer,
+ * fail-open accepts only for authorized clients: for anyone else the recipient might be remote, and accepting
+ * it would make an open relay.
+ */
+export const recipient = defineCheck({
+  name: 'recipient',
+  phase: 'rcpt',
+  reasons: ['rcpt.local', 'rcpt.catch_all', 'rcpt.not_local', ...REFUSALS, 'rcpt.lookup_unavailable'],
+  settings: ['auth.domains', 'edge.checks.recipient.failureMode'],
+  async run(ctx) {
+    let r: auth.ResolveRecipientResponse;
+    try {
+      r = await ctx.deps.backends.call('auth', ctx.deps.backends.auth.resolveRecipient, {
+        session: sessionContext(ctx.session),
+        address: ctx.rcpt.address,
+      });
+    } catch (err) {
+      if (!(err instanceof BackendError)) throw err;
+      const mode = ctx.cfg.edge.checks.recipient.failureMode;
+      const accept = mode === 'fail-open' && ctx.session.authorized;
+      if (accept) ctx.rcpt.local = true;
+      return {
+        outcome: 'error',
+        reason: 'rcpt.lookup_unavailable',
+        vars: { error: err.message },
+        attributes: { error: err.message, failure_mode: mode },
+        refuse: !accept,
+      };
+    }
+    const vars = { domain: r.domain, target: r.deliveryAddresses.join(', ') };
+    switch (r.status) {
+      case S.RECIPIENT_STATUS_MAILBOX:
+      case S.RECIPIENT_STATUS_ALIAS:
+      case S.RECIPIENT_STATUS_LIST: {
+        ctx.rcpt.local = true;
+        const kind = auth.recipientStatusToJSON(r.status).replace('RECIPIENT_STATUS_', '').toLowerCase();
+        return { outcome: 'pass', reason: 'rcpt.local', vars: { ...vars, kind } };
+      }
+      case S.RECIPIENT_STATUS_CATCH_ALL:
+        ctx.rcpt.local = true;
+        return { outcome: 'pass', reason: 'rcpt.catch_all', vars };
+      case S.RECIPIENT_STATUS_NOT_LOCAL:
+        return { outcome: 'skip', reason: 'rcpt.not_local', vars };
+      default: {
+        const reason = isRefusal(r.reasonCode) ? r.reasonCode : 'rcpt.unknown_user';
+        return { outcome: 'fail', reason, vars, refuse: true };
+      }
+    }
+  },
+});

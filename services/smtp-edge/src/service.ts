@@ -1,0 +1,64 @@
+import type { Config } from '@smtpguard/config';
+import { NetworkList } from '@smtpguard/networks';
+import type { ServiceContext, ServiceParts } from '@smtpguard/service-runtime';
+import { Backends } from './backends.js';
+import { createNextHop } from './delivery/create.js';
+import { nextHopLoop } from './delivery/self-loop.js';
+import { PHASES } from './engine/phases.js';
+import { Runner } from './engine/runner.js';
+import { Edge } from './smtp/edge.js';
+import { ConnectionTracker } from './smtp/limits.js';
+
+function trustedList(cfg: Config): NetworkList {
+  try {
+    return new NetworkList(cfg.edge.trustedNetworks);
+  } catch (err) {
+    throw new Error(`edge.trustedNetworks: ${(err as Error).message}`);
+  }
+}
+
+/** Builds the edge from the config: backends, next hop, the checks' runner, the listeners; and reloads it. */
+export async function startEdge({ config, logger, decisions }: ServiceContext): Promise<ServiceParts> {
+  const cfg = config.current.config;
+  const loop = await nextHopLoop(cfg);
+  if (loop) throw new Error(loop);
+  const backends = new Backends(cfg.edge.backends);
+  let trusted = trustedList(cfg);
+  let nextHop = createNextHop(config.current);
+  const tracker = new ConnectionTracker();
+  const deps = { backends, nextHop: () => nextHop, trusted: () => trusted, connections: tracker };
+  const runner = new Runner(PHASES, deps, decisions, logger);
+  const edge = new Edge(config, runner, PHASES, tracker, () => nextHop, logger);
+  await edge.start();
+  logger.info({ nextHop: nextHop.describe() }, 'next hop');
+
+  config.onChange(async (c) => {
+    backends.update(c.config.edge.backends);
+    edge.reload();
+    try {
+      trusted = trustedList(c.config);
+    } catch (err) {
+      logger.error(
+        { err: (err as Error).message },
+        'edge.trustedNetworks rejected; keeping the previous list',
+      );
+    }
+    const problem = await nextHopLoop(c.config);
+    if (problem) {
+      logger.error({ err: problem }, 'edge.nextHop rejected; keeping the previous next hop');
+      return;
+    }
+    const previous = nextHop;
+    nextHop = createNextHop(c);
+    // Transactions in flight keep their side at the previous next hop; its pool closes when they are done.
+    setTimeout(() => void previous.close(), c.config.edge.shutdownGraceMs).unref();
+  });
+
+  return {
+    stop: async () => {
+      await edge.stop();
+      await nextHop.close();
+      backends.close();
+    },
+  };
+}
