@@ -6,7 +6,7 @@ import type { z } from 'zod';
 import { type Config, configSchema } from './schema.js';
 
 export type { BackendConfig, Config, FailureMode } from './schema.js';
-export { configSchema } from './schema.js';
+export { CORE_COMMANDS, configSchema, OPTIONAL_COMMANDS } from './schema.js';
 
 /** A config file that cannot be used; the message names the file, the key and the problem. */
 export class ConfigError extends Error {

@@ -9,6 +9,11 @@ const hostPort = z
   .string()
   .regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/, 'expected "host:port", e.g. "127.0.0.1:7101"');
 
+// RFC 5321 4.5.1: the commands every SMTP server implements (edge.protocol.allowedCommands keeps them).
+export const CORE_COMMANDS = ['HELO', 'EHLO', 'MAIL', 'RCPT', 'DATA', 'RSET', 'NOOP', 'QUIT'] as const;
+// Commands an administrator may allow or not.
+export const OPTIONAL_COMMANDS = ['HELP', 'AUTH', 'STARTTLS', 'VRFY'] as const;
+
 const failureMode = z.enum(['fail-open', 'fail-closed']);
 
 const port = z.int().min(0).max(65535);
@@ -204,41 +209,11 @@ export const configSchema = z.strictObject({
           // Commands answered as usual; any other SMTP command gets 502 5.5.1. HELO, EHLO, MAIL, RCPT, DATA,
           // RSET, NOOP and QUIT (RFC 5321 4.5.1) cannot be removed. VRFY, when listed, answers 252.
           allowedCommands: z
-            .array(
-              z.enum([
-                'HELO',
-                'EHLO',
-                'MAIL',
-                'RCPT',
-                'DATA',
-                'RSET',
-                'NOOP',
-                'QUIT',
-                'HELP',
-                'AUTH',
-                'STARTTLS',
-                'VRFY',
-              ]),
-            )
-            .default([
-              'HELO',
-              'EHLO',
-              'MAIL',
-              'RCPT',
-              'DATA',
-              'RSET',
-              'NOOP',
-              'QUIT',
-              'HELP',
-              'AUTH',
-              'STARTTLS',
-            ])
+            .array(z.enum([...CORE_COMMANDS, ...OPTIONAL_COMMANDS]))
+            .default([...CORE_COMMANDS, 'HELP', 'AUTH', 'STARTTLS'])
             .refine(
-              (l) =>
-                ['HELO', 'EHLO', 'MAIL', 'RCPT', 'DATA', 'RSET', 'NOOP', 'QUIT'].every((c) =>
-                  l.includes(c as never),
-                ),
-              'must include HELO, EHLO, MAIL, RCPT, DATA, RSET, NOOP and QUIT (RFC 5321 4.5.1)',
+              (l) => CORE_COMMANDS.every((c) => l.includes(c)),
+              `must include ${CORE_COMMANDS.join(', ')} (RFC 5321 4.5.1)`,
             ),
           helo: z
             .strictObject({

@@ -479,6 +479,50 @@ describe('STARTTLS and authentication', () => {
   });
 });
 
+describe('settings, applied when the config file changes', () => {
+  it('VRFY allowed (252), empty sender refused, FQDN required, bare line ends normalized, long lines accepted, no AUTH in clear text', async () => {
+    const config = parse(await readFile(sys.configPath, 'utf8'));
+    config.edge.protocol = {
+      allowedCommands: ['HELO', 'EHLO', 'MAIL', 'RCPT', 'DATA', 'RSET', 'NOOP', 'QUIT', 'AUTH', 'VRFY'],
+      emptySender: 'refuse',
+      helo: { requireFqdn: true },
+      bareLineEndings: 'normalize',
+      longLines: 'accept',
+    };
+    config.edge.allowInsecureAuth = false;
+    await writeFile(sys.configPath, stringify(config));
+    const ip = '127.0.0.55';
+    const c = await waitFor('the edge to reload', async () => {
+      const { c } = await RawSmtp.open(sys.mxPort, ip);
+      const r = await c.cmd('VRFY alice');
+      if (r.startsWith('252 ')) return c;
+      await c.quit();
+      await sleep(100);
+      return undefined;
+    });
+    assert.equal(await c.cmd('HELP'), '502 5.5.1 HELP disallowed');
+    assert.equal(await c.cmd('EHLO localhost'), '504 5.5.2 EHLO requires a fully qualified domain name');
+    await refusal(ip, 'helo.not_fqdn', '504 5.5.2 EHLO requires a fully qualified domain name');
+    const ehlo = await c.cmd('EHLO client.example');
+    assert.ok(!/AUTH/.test(ehlo), 'AUTH is not offered without TLS');
+    assert.ok(!/STARTTLS/.test(ehlo), 'STARTTLS is not offered when not allowed');
+    assert.equal(await c.cmd('AUTH PLAIN'), '530 5.7.0 Must issue a STARTTLS command first');
+    await refusal(ip, 'auth.tls_required', '530 5.7.0 Must issue a STARTTLS command first');
+    assert.equal(await c.cmd('MAIL FROM:<>'), '550 5.1.7 Sender address must be specified');
+    await refusal(ip, 'mail.empty_sender', '550 5.1.7 Sender address must be specified');
+    assert.match(await c.cmd('MAIL FROM:<sender@sender.example>'), /^250 /);
+    assert.match(await c.cmd('RCPT TO:<alice@example.test>'), /^250 /);
+    assert.equal(await c.cmd('DATA'), '354 End data with <CR><LF>.<CR><LF>');
+    c.write(`Subject: normalized\r\n\r\nbare\nlf\rcr\u0000nul\r\n${'L'.repeat(1500)}\r\n.\r\n`);
+    assert.match(await c.read(), /^250 2\.0\.0 Ok: queued as /);
+    await c.quit();
+    const got = hop.messages.find((m) => m.raw.includes('Subject: normalized'));
+    assert.ok(got);
+    const body = got.raw.toString('latin1').split('\r\n\r\n').slice(1).join('\r\n\r\n');
+    assert.equal(body, `bare\r\nlf\r\ncrnul\r\n${'L'.repeat(1500)}\r\n`);
+  });
+});
+
 describe('every decision names its reason', () => {
   it('has written no decision with a reason outside the catalog, and no unmapped reply', async () => {
     const { REASON_CODES } = await import('@smtpguard/reasons');

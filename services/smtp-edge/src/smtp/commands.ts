@@ -1,10 +1,11 @@
+import { CORE_COMMANDS, OPTIONAL_COMMANDS } from '@smtpguard/config';
+
 /** What the edge does with a command verb before smtp-server sees it. */
 export type CommandClass = 'core' | 'optional' | 'disallowed' | 'not-implemented' | 'unknown';
 
-// RFC 5321 4.5.1: the commands every SMTP server implements; edge.protocol.allowedCommands must keep them.
-const CORE = new Set(['HELO', 'EHLO', 'MAIL', 'RCPT', 'DATA', 'RSET', 'NOOP', 'QUIT']);
+const CORE = new Set<string>(CORE_COMMANDS);
 // Allowed or not by edge.protocol.allowedCommands.
-const OPTIONAL = new Set(['HELP', 'AUTH', 'STARTTLS', 'VRFY']);
+const OPTIONAL = new Set<string>(OPTIONAL_COMMANDS);
 // Never offered: they disclose addresses (EXPN) or turn the connection around (TURN, ETRN, ATRN).
 const DISALLOWED = new Set(['EXPN', 'TURN', 'ETRN', 'ATRN']);
 // SMTP commands (RFC 821, 5321 extensions, LMTP, Postfix) this server does not implement.
