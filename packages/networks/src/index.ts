@@ -1,3 +1,3 @@
 export { ClientRules } from './client-rules.js';
-export { ipv6Groups, plainIp } from './ip.js';
+export { canonicalIp, ipv6Groups, plainIp } from './ip.js';
 export { NetworkList } from './network-list.js';

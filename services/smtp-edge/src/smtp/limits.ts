@@ -1,18 +1,15 @@
 import { isIPv6 } from 'node:net';
 import type { Config } from '@smtpguard/config';
-import { ipv6Groups, plainIp } from '@smtpguard/networks';
+import { canonicalIp } from '@smtpguard/networks';
 import type { Vars } from '@smtpguard/reasons';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import type { ListenerName, Session } from '../session.js';
 
 /** The unit connection limits count: an IPv4 address, or the /64 of an IPv6 address (one host's block). */
 export function clientKey(ip: string): string {
-  const plain = plainIp(ip);
-  if (!isIPv6(plain)) return plain;
-  return `${ipv6Groups(plain)
-    .slice(0, 4)
-    .map((g) => g.toLowerCase())
-    .join(':')}::/64`;
+  const canonical = canonicalIp(ip) ?? ip;
+  if (!isIPv6(canonical)) return canonical;
+  return `${canonical.split(':').slice(0, 4).join(':')}::/64`;
 }
 
 export type LimitRefusal =

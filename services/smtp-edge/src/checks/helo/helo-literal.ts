@@ -1,5 +1,4 @@
-import { isIPv6 } from 'node:net';
-import { ipv6Groups, plainIp } from '@smtpguard/networks';
+import { canonicalIp } from '@smtpguard/networks';
 import { defineCheck } from '../../engine/check.js';
 import { parseHeloName } from './helo-name.js';
 
@@ -22,11 +21,8 @@ export const heloLiteral = defineCheck({
   },
 });
 
-/** Equal addresses, whatever the IPv6 notation (zero compression, case, IPv4-mapped). */
+/** Equal addresses, whatever the notation (IPv6 zero compression, case, IPv4-mapped, dotted tails). */
 function sameIp(a: string, b: string): boolean {
-  const [x, y] = [plainIp(a), plainIp(b)];
-  if (!isIPv6(x) || !isIPv6(y)) return x === y;
-  const gx = ipv6Groups(x).map((g) => Number.parseInt(g, 16));
-  const gy = ipv6Groups(y).map((g) => Number.parseInt(g, 16));
-  return gx.every((g, i) => g === gy[i]);
+  const x = canonicalIp(a);
+  return x !== undefined && x === canonicalIp(b);
 }

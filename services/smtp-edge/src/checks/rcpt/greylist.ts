@@ -39,12 +39,11 @@ export const greylist = defineCheck({
       delayed: r.delayedSeconds,
       rule: r.whitelistRule,
     };
-    const reason: Answer = isAnswer(r.reasonCode)
-      ? r.reasonCode
-      : r.action === contract.Action.ACTION_DEFER
-        ? 'greylist.new'
-        : 'greylist.passed';
-    if (r.action === contract.Action.ACTION_DEFER) {
+    const defer = r.action === contract.Action.ACTION_DEFER;
+    // The action decides; a reason that does not fit it (a defer named as a pass) falls back to the default.
+    const fits = isAnswer(r.reasonCode) && (DEFERS as readonly string[]).includes(r.reasonCode) === defer;
+    const reason: Answer = fits ? (r.reasonCode as Answer) : defer ? 'greylist.new' : 'greylist.passed';
+    if (defer) {
       return {
         outcome: 'defer',
         reason,
