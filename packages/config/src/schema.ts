@@ -160,6 +160,12 @@ export const configSchema = z.strictObject({
         .default(25 * 1024 * 1024),
       // Recipients per transaction; more get 452 4.5.3.
       maxRecipients: z.int().positive().default(100),
+      // A message is held in memory while it arrives up to this size; a larger one goes to a file in
+      // <stateDir>/messages until it is handed over (so memory does not grow with message size).
+      messageMemoryBytes: z
+        .int()
+        .nonnegative()
+        .default(1024 * 1024),
       // On SIGTERM: sessions in a transaction get this long to finish; then every session gets 421 4.3.2.
       shutdownGraceMs: z.int().nonnegative().default(10_000),
       // Clients that may relay without AUTH: IPs, CIDRs (10.0.0.0/8) or ranges (192.168.0.1-50).

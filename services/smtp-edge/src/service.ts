@@ -2,6 +2,7 @@ import type { Config } from '@smtpguard/config';
 import { NetworkList } from '@smtpguard/networks';
 import type { ServiceContext, ServiceParts } from '@smtpguard/service-runtime';
 import { Backends } from './backends.js';
+import { prepareBufferDir } from './data/message-buffer.js';
 import { createNextHop } from './delivery/create.js';
 import { nextHopLoop } from './delivery/self-loop.js';
 import { PHASES } from './engine/phases.js';
@@ -28,7 +29,9 @@ export async function startEdge({ config, logger, decisions }: ServiceContext): 
   const tracker = new ConnectionTracker();
   const deps = { backends, nextHop: () => nextHop, trusted: () => trusted, connections: tracker };
   const runner = new Runner(PHASES, deps, decisions, logger);
-  const edge = new Edge(config, runner, PHASES, tracker, () => nextHop, logger);
+  const bufferDir = config.current.statePath('messages');
+  await prepareBufferDir(bufferDir);
+  const edge = new Edge(config, runner, PHASES, tracker, () => nextHop, logger, bufferDir);
   await edge.start();
   logger.info({ nextHop: nextHop.describe() }, 'next hop');
 

@@ -22,6 +22,8 @@ export class Transaction {
   spfPassDomain = '';
   /** Longest greylisting delay of the recipients, for the X-Greylist header. */
   greylistDelay = 0;
+  /** Header fields checks added (Authentication-Results, ...), written above the trace headers. */
+  readonly headers: string[] = [];
   /** The next hop's side of this transaction, opened at the first recipient. */
   hop: HopTransaction | undefined;
   /** Queue id of the message (Received header, spool file name, decisions, the 250 reply). */

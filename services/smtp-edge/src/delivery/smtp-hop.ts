@@ -68,6 +68,11 @@ export class SmtpNextHop implements NextHop {
  */
 type Phase = 'new' | 'rcpt' | 'refused' | 'data' | 'committing' | 'done' | 'failed' | 'aborted';
 
+// While the client sends its message, the next hop's transaction waits (the message goes to the next hop once
+// the DATA checks passed). A NOOP this often keeps the next hop from timing the connection out meanwhile
+// (Postfix: smtpd_timeout 300 s).
+const KEEPALIVE_MS = 60_000;
+
 /**
  * One transaction at the next hop. Calls are serialized (a call waits for the one before it), except
  * abort(), which takes effect at once when a message is being sent.
@@ -79,6 +84,7 @@ class SmtpHopTransaction implements HopTransaction {
   private failure: DeliveryError | undefined;
   private stream: Writable | undefined;
   private chain: Promise<unknown> = Promise.resolve();
+  private keepAlive: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly pool: NextHopPool,
@@ -186,11 +192,32 @@ class SmtpHopTransaction implements HopTransaction {
       // undefined: refused without asking (SMTPUTF8).
       if (!reply) return;
       this.need('new');
-      if (reply.code >= 200 && reply.code < 300) this.phase = 'rcpt';
-      else this.refuse(reply);
+      if (reply.code >= 200 && reply.code < 300) {
+        this.phase = 'rcpt';
+        this.keepAlive = setInterval(() => this.noop(), KEEPALIVE_MS);
+        this.keepAlive.unref();
+      } else {
+        this.refuse(reply);
+      }
     } catch (err) {
       throw this.fail(err);
     }
+  }
+
+  /** Keeps the waiting transaction alive at the next hop (see KEEPALIVE_MS). */
+  private noop(): void {
+    if (this.phase !== 'rcpt') {
+      clearInterval(this.keepAlive);
+      return;
+    }
+    void this.serial(async () => {
+      if (this.phase !== 'rcpt' || !this.client) return;
+      try {
+        await this.client.command('NOOP');
+      } catch (err) {
+        this.fail(err);
+      }
+    });
   }
 
   /** A connection from the pool, held by this transaction; undefined (and given back) when aborted meanwhile. */
@@ -266,6 +293,7 @@ class SmtpHopTransaction implements HopTransaction {
   }
 
   private releaseClient(reusable: boolean): void {
+    clearInterval(this.keepAlive);
     const client = this.client;
     if (!client) return;
     this.client = undefined;

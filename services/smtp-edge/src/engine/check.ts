@@ -1,10 +1,11 @@
+import type { Readable } from 'node:stream';
 import type { Config, FailureMode } from '@smtpguard/config';
 import type { Outcome, PhaseName } from '@smtpguard/decisions';
 import type { NetworkList } from '@smtpguard/networks';
 import type { ReasonCode, Vars } from '@smtpguard/reasons';
 import type { Backends } from '../backends.js';
 import type { DataFacts } from '../data/inspector.js';
-import type { DeliveryError, HopReply, NextHop } from '../delivery/next-hop.js';
+import type { NextHop } from '../delivery/next-hop.js';
 import type { Params, RecipientState, Session, Transaction } from '../session.js';
 import type { ConnectionTracker } from '../smtp/limits.js';
 
@@ -25,6 +26,8 @@ export interface Verdict<R extends ReasonCode = ReasonCode> {
   replyOverride?: { code?: number; enhanced?: string };
   /** Close the connection after the reply (a 421 closes anyway). */
   close?: boolean;
+  /** Header fields the message gets when it is handed over (e.g. "Authentication-Results: ..."; no CRLF). */
+  headers?: string[];
 }
 
 /** What each phase gives its checks besides the session. */
@@ -34,14 +37,22 @@ export interface PhaseInputs {
   auth: { mechanism: string; username: string; password: string };
   mail: { address: string; params: Params };
   rcpt: { address: string; params: Params };
-  data: { facts: DataFacts };
+  data: { facts: DataFacts; message: MessageBody };
   queue: {
     nextHop: string;
-    /** The next hop refused DATA itself. */
-    dataRefusal?: HopReply;
-    /** Streaming the message to the next hop (or the spool) failed. */
-    streamError?: DeliveryError;
+    /** The trace headers the edge adds (Received, X-Greylist), CRLF-terminated; checks' headers go above. */
+    head: string;
+    message: MessageBody;
+    /** Keeping the message while it arrived failed (the buffer file could not be written). */
+    bufferError?: Error;
   };
+}
+
+/** The message as received (after normalization), readable again from the start. */
+export interface MessageBody {
+  /** Octets. */
+  readonly size: number;
+  reader(): Readable;
 }
 
 /** The edge's shared parts that checks use. */

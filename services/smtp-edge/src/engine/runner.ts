@@ -94,6 +94,10 @@ export class Runner {
     if (!(check.reasons as readonly string[]).includes(v.reason)) {
       throw new Error(`check ${check.name} returned reason ${v.reason}, which it does not declare`);
     }
+    if (v.headers?.length && ctx.session.tx) {
+      // Header fields are values from the outside (DNS, other servers): one line each.
+      for (const h of v.headers) ctx.session.tx.headers.push(h.replace(/[\r\n]+/g, ' '));
+    }
     const reply = this.decide(ctx.session, check.phase, check.name, v, scope, performance.now() - started);
     if (reply) throw new ReplyError(reply, v.reason, Boolean(v.close));
     return v;

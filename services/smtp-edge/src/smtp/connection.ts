@@ -11,6 +11,7 @@ import type {
 } from 'smtp-server';
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import type { DataFacts } from '../data/inspector.js';
+import { MessageBuffer } from '../data/message-buffer.js';
 import { receiveMessage } from '../data/receiver.js';
 import { messageDate, receivedHeader } from '../delivery/message.js';
 import type { NextHop } from '../delivery/next-hop.js';
@@ -31,6 +32,8 @@ export interface EdgeHost {
   /** The client passed the pregreet test recently (greeted without delay). */
   pregreetPassed(ip: string): boolean;
   pregreetPass(ip: string, seconds: number): void;
+  /** Where messages larger than edge.messageMemoryBytes are kept while they arrive. */
+  readonly bufferDir: string;
   /** The DATA checks' early verdict on the facts so far. */
   dataViolated(facts: DataFacts, cfg: Config): boolean;
   /** The connection closed. */
@@ -540,7 +543,7 @@ export class EdgeConnection extends SMTPConnection {
     );
   }
 
-  /** Receives the message into the next hop, runs the DATA checks, then hands it over. */
+  /** Receives the message (memory, or a file when large), runs the DATA checks, then hands it over. */
   private async receive(stream: SMTPServerDataStream): Promise<string> {
     const tx = this.state.tx;
     const cfg = this.host.cfg();
@@ -550,43 +553,49 @@ export class EdgeConnection extends SMTPConnection {
     }
     const scope = { messageId: tx.messageId };
     const runner = this.host.runner;
+    const message = new MessageBuffer(this.host.bufferDir, cfg.edge.messageMemoryBytes);
+    let bufferError: Error | undefined;
+    message.once('error', (err) => {
+      bufferError = err;
+    });
     this.receiving = true;
-    let received: Awaited<ReturnType<typeof receiveMessage>>;
     try {
-      received = await receiveMessage(stream, {
-        head: this.traceHeaders(cfg),
-        hop: tx.hop,
-        normalize: cfg.edge.protocol.bareLineEndings === 'normalize',
-        violated: (facts) => this.host.dataViolated(facts, cfg),
-      });
-    } finally {
-      this.receiving = false;
-      this.stopDataTimers();
-    }
-    const { facts } = received;
-    if (!facts.complete) {
-      if (!this.closingDecided) {
-        runner.decide(
-          this.state,
-          'data',
-          'receive',
-          { outcome: 'error', reason: 'data.aborted', vars: { bytes: facts.bytes } },
-          scope,
-        );
+      let received: Awaited<ReturnType<typeof receiveMessage>>;
+      try {
+        received = await receiveMessage(stream, {
+          sink: message,
+          normalize: cfg.edge.protocol.bareLineEndings === 'normalize',
+          violated: (facts) => this.host.dataViolated(facts, cfg),
+        });
+      } finally {
+        this.receiving = false;
+        this.stopDataTimers();
       }
-      this.state.endTransaction();
-      throw new Error('the client went away during DATA');
-    }
-    this.committing = true;
-    try {
-      await runner.run('data', runner.context('data', cfg, this.state, { facts }), scope);
-      const hop = this.host.nextHop();
+      const { facts } = received;
+      if (!facts.complete) {
+        if (!this.closingDecided) {
+          runner.decide(
+            this.state,
+            'data',
+            'receive',
+            { outcome: 'error', reason: 'data.aborted', vars: { bytes: facts.bytes } },
+            scope,
+          );
+        }
+        this.state.endTransaction();
+        throw new Error('the client went away during DATA');
+      }
+      this.committing = true;
+      await runner.run('data', runner.context('data', cfg, this.state, { facts, message }), scope);
       const verdicts = await runner.run(
         'queue',
         runner.context('queue', cfg, this.state, {
-          nextHop: hop.describe(),
-          dataRefusal: received.dataRefusal,
-          streamError: received.streamError,
+          nextHop: this.host.nextHop().describe(),
+          head: this.traceHeaders(cfg),
+          message,
+          bufferError: received.kept
+            ? undefined
+            : (bufferError ?? new Error('the message was not kept whole')),
         }),
         scope,
       );
@@ -603,6 +612,7 @@ export class EdgeConnection extends SMTPConnection {
       return ownText(reply);
     } finally {
       this.committing = false;
+      await message.dispose();
       this.state.endTransaction();
       this.afterTransaction();
     }

@@ -66,6 +66,7 @@ export class Edge implements EdgeHost {
     private readonly tracker: ConnectionTracker,
     private readonly hop: () => NextHop,
     readonly logger: Logger,
+    readonly bufferDir: string,
   ) {}
 
   cfg(): Config {

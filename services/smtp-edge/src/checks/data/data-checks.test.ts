@@ -1,16 +1,24 @@
 import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import type { DataFacts } from '../../data/inspector.js';
+import type { MessageBody } from '../../engine/check.js';
 import { checkContext, config, facts, newSession, only, runPhase } from '../../fakes.test.js';
 import { hopCount } from './hop-count.js';
 import { lineEndings } from './line-endings.js';
 import { lineLength } from './line-length.js';
 import { messageSize } from './message-size.js';
 
+/** The message as the DATA checks get it: here only its size matters to them. */
+const message = (size: number): MessageBody => ({
+  size,
+  reader: () => Readable.from([Buffer.alloc(size, 'x')]),
+});
+
 const data = (f: DataFacts, yaml = '') => {
   const session = newSession();
   session.beginTransaction('alice@example.org', {});
-  return checkContext('data', { input: { facts: f }, cfg: config(yaml), session });
+  return checkContext('data', { input: { facts: f, message: message(f.bytes) }, cfg: config(yaml), session });
 };
 
 describe('message size', () => {

@@ -1,3 +1,4 @@
+import { pipeline } from 'node:stream/promises';
 import { formatReply, type Vars } from '@smtpguard/reasons';
 import { DeliveryError, type HopReply } from '../../delivery/next-hop.js';
 import { defineCheck, type Verdict } from '../../engine/check.js';
@@ -31,9 +32,11 @@ function answer(reply: HopReply, vars: Vars, next_hop: string): Verdict<Reasons>
 }
 
 /**
- * The hand-off: the final dot goes to the next hop (or the spool file is synced and renamed) only now, after
- * every DATA check passed, and the client's 250 is the next hop's 250. A next hop that cannot be reached or
- * loses the connection gets the client a 451: nothing was kept, the client retries.
+ * The hand-off, once every DATA check passed: DATA at the next hop (its transaction has waited since the first
+ * recipient), the checks' header fields and the trace headers, the message as received, the final dot (or the
+ * spool file synced and renamed), and the next hop's answer passed on: the client's 250 is the next hop's 250.
+ * A next hop that cannot be reached or loses the connection gets the client a 451: nothing was kept, the
+ * client retries.
  */
 export const delivery = defineCheck({
   name: 'delivery',
@@ -47,7 +50,7 @@ export const delivery = defineCheck({
   ],
   settings: ['edge.nextHop'],
   async run(ctx) {
-    const { nextHop: next_hop, dataRefusal, streamError } = ctx.input;
+    const { nextHop: next_hop, head, message, bufferError } = ctx.input;
     const vars = { recipients: ctx.tx.recipients.join(', '), next_hop };
     const failed = (err: DeliveryError): Verdict<typeof err.reasonCode> => ({
       outcome: 'error',
@@ -56,11 +59,27 @@ export const delivery = defineCheck({
       attributes: { next_hop, error: err.message },
       refuse: true,
     });
-    if (dataRefusal) return answer(dataRefusal, vars, next_hop);
-    if (streamError) return failed(streamError);
+    if (bufferError)
+      return failed(
+        new DeliveryError(`keeping the message failed: ${bufferError.message}`, 'queue.spool_failed'),
+      );
     const hop = ctx.tx.hop;
     if (!hop) return failed(new DeliveryError('no next hop transaction', 'queue.nexthop_failed'));
     try {
+      const opened = await hop.data();
+      if ('refused' in opened) return answer(opened.refused, vars, next_hop);
+      const fields = ctx.tx.headers.map((h) => `${h}\r\n`).join('');
+      try {
+        await pipeline(async function* () {
+          yield Buffer.from(fields + head);
+          yield* message.reader();
+        }, opened.stream);
+      } catch (err) {
+        throw new DeliveryError(
+          `sending the message failed: ${(err as Error).message}`,
+          'queue.nexthop_failed',
+        );
+      }
       return answer(await hop.commit(), vars, next_hop);
     } catch (err) {
       if (err instanceof DeliveryError) return failed(err);
