@@ -31,12 +31,38 @@ const backend = (address: string, deadlineMs: number) =>
 const checkMode = (mode: 'fail-open' | 'fail-closed') =>
   z.strictObject({ failureMode: failureMode.default(mode) }).prefault({});
 
-const listener = (host: string, p: number, o: { requireAuth: boolean; greetingDelayMs: number }) =>
+const tlsFiles = z.strictObject({
+  // PEM files: the certificate chain and its private key (relative paths: below the config file's directory).
+  certFile: z.string().min(1),
+  keyFile: z.string().min(1),
+});
+
+// TLS of a listener. The files are read at start and again whenever they change (cert-manager rotates them).
+const tls = z.strictObject({
+  certFile: z.string().default(''),
+  keyFile: z.string().default(''),
+  // More certificates by the name the client asks for (SNI), e.g. {"mail.example.org": {certFile, keyFile}}.
+  sni: z.record(z.string(), tlsFiles).default({}),
+  // Oldest TLS version accepted.
+  minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+  // Without certFile/keyFile: generate a self-signed certificate at start (and warn) instead of offering no TLS.
+  selfSigned: z.boolean().default(false),
+});
+
+const listener = (
+  host: string,
+  p: number,
+  o: { requireAuth: boolean; greetingDelayMs: number; enabled?: boolean; implicitTls?: boolean },
+) =>
   z
     .strictObject({
-      enabled: z.boolean().default(true),
+      enabled: z.boolean().default(o.enabled ?? true),
       host: z.string().default(host),
       port: port.default(p),
+      // TLS from the first byte (RFC 8314 submissions, port 465) instead of STARTTLS.
+      implicitTls: z.boolean().default(o.implicitTls ?? false),
+      // This listener's own TLS settings; unset: edge.tls.
+      tls: tls.optional(),
       // Every transaction on this listener needs SMTP AUTH (or a trusted IP): 530 5.7.0 otherwise.
       requireAuth: z.boolean().default(o.requireAuth),
       // Pause before the 220 greeting (postscreen's pregreet test): a client that talks first is refused
@@ -147,11 +173,22 @@ export const configSchema = z.strictObject({
         .strictObject({
           mx: listener('127.0.0.1', 2525, { requireAuth: false, greetingDelayMs: 1000 }),
           submission: listener('127.0.0.1', 2587, { requireAuth: true, greetingDelayMs: 0 }),
+          // Submission over implicit TLS (RFC 8314, port 465); needs a certificate (edge.tls).
+          submissions: listener('127.0.0.1', 2465, {
+            requireAuth: true,
+            greetingDelayMs: 0,
+            enabled: false,
+            implicitTls: true,
+          }),
         })
         .prefault({}),
+      // TLS of every listener (a listener's own `tls` replaces it). Without a certificate the edge offers no
+      // STARTTLS (and an implicit-TLS listener cannot start), unless selfSigned.
+      tls: tls.prefault({}),
       // Concurrent connections on all listeners together; more get 421 4.7.0 (connect.too_busy).
       maxConnections: z.int().positive().default(1000),
-      // Allow AUTH without TLS. Only for loopback or when TLS ends at a trusted proxy.
+      // Allow AUTH without TLS on every listener. Without it, AUTH needs TLS except on a listener bound to a
+      // loopback address. Only for when TLS ends at a trusted proxy in front of the edge.
       allowInsecureAuth: z.boolean().default(false),
       // Largest message accepted (SIZE); larger ones get 552 5.3.4.
       maxMessageBytes: z

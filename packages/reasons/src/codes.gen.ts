@@ -26,6 +26,7 @@ export const REASON_CODES = [
   'protocol.internal_error',
   'protocol.shutting_down',
   'protocol.tls_ready',
+  'protocol.tls_not_offered',
   'protocol.tls_active',
   'protocol.ok',
   'protocol.reset',

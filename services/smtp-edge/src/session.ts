@@ -3,7 +3,13 @@ import { common } from '@smtpguard/contracts';
 import type { Vars } from '@smtpguard/reasons';
 import { type HopTransaction, newMessageId } from './delivery/next-hop.js';
 
-export type ListenerName = 'mx' | 'submission';
+export type ListenerName = 'mx' | 'submission' | 'submissions';
+
+const LISTENERS: Record<ListenerName, common.Listener> = {
+  mx: common.Listener.LISTENER_MX,
+  submission: common.Listener.LISTENER_SUBMISSION,
+  submissions: common.Listener.LISTENER_SUBMISSIONS,
+};
 
 /** ESMTP parameters of MAIL FROM / RCPT TO as smtp-server parsed them (KEY=value, or a bare KEY: true). */
 export type Params = Record<string, string | true>;
@@ -121,7 +127,7 @@ export function sessionContext(s: Session): common.SessionContext {
     helo: s.helo,
     sender: s.tx?.sender ?? '',
     authenticatedUser: s.user,
-    listener: s.listener === 'mx' ? common.Listener.LISTENER_MX : common.Listener.LISTENER_SUBMISSION,
+    listener: LISTENERS[s.listener],
     tls: s.tls,
     trusted: Boolean(s.trustedRule),
     edgeInstance: s.edgeInstance,

@@ -1,5 +1,10 @@
 import { type Socket, connect as tcpConnect } from 'node:net';
-import { type TLSSocket, connect as tlsConnect } from 'node:tls';
+import {
+  type ConnectionOptions,
+  type PeerCertificate,
+  type TLSSocket,
+  connect as tlsConnect,
+} from 'node:tls';
 
 /**
  * A raw SMTP client over TCP for exact-reply tests: it sends whatever bytes a test asks for (pipelined,
@@ -93,11 +98,19 @@ export class RawSmtp {
     return this.read(timeoutMs);
   }
 
-  /** Upgrades to TLS after a 220 to STARTTLS (the test certificate is not verified). */
-  async startTls(): Promise<void> {
+  /**
+   * Upgrades to TLS after a 220 to STARTTLS. Without `ca` the certificate is not verified; with it, it must be
+   * valid for `servername`. Resolves with the certificate the server presented.
+   */
+  async startTls(opts: ConnectionOptions = {}): Promise<PeerCertificate> {
     const raw = this.socket;
     raw.removeAllListeners('data');
-    const secure = tlsConnect({ socket: raw, rejectUnauthorized: false, servername: 'localhost' });
+    const secure = tlsConnect({
+      socket: raw,
+      rejectUnauthorized: Boolean(opts.ca),
+      servername: 'localhost',
+      ...opts,
+    });
     await new Promise<void>((resolve, reject) => {
       secure.once('secureConnect', () => resolve());
       secure.once('error', reject);
@@ -105,6 +118,22 @@ export class RawSmtp {
     secure.on('error', () => undefined);
     this.socket = secure;
     this.listen(secure);
+    return secure.getPeerCertificate();
+  }
+
+  /** Connects with TLS from the first byte (implicit TLS, RFC 8314) and reads the greeting. */
+  static openTls(
+    port: number,
+    opts: ConnectionOptions & { localAddress?: string } = {},
+  ): Promise<{ c: RawSmtp; greeting: string; cert: PeerCertificate }> {
+    return new Promise((resolve, reject) => {
+      const socket = tlsConnect({ port, host: '127.0.0.1', rejectUnauthorized: Boolean(opts.ca), ...opts });
+      socket.once('secureConnect', () => {
+        const c = new RawSmtp(socket);
+        c.read().then((greeting) => resolve({ c, greeting, cert: socket.getPeerCertificate() }), reject);
+      });
+      socket.once('error', reject);
+    });
   }
 
   /** Sends QUIT (if still open) and closes. */

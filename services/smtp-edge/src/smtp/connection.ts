@@ -34,6 +34,8 @@ export interface EdgeHost {
   pregreetPass(ip: string, seconds: number): void;
   /** Where messages larger than edge.messageMemoryBytes are kept while they arrive. */
   readonly bufferDir: string;
+  /** Whether the listener has a certificate (STARTTLS offered, or implicit TLS). */
+  tlsOffered(listener: Session['listener']): boolean;
   /** The DATA checks' early verdict on the facts so far. */
   dataViolated(facts: DataFacts, cfg: Config): boolean;
   /** The connection closed. */
@@ -201,10 +203,20 @@ export class EdgeConnection extends SMTPConnection {
     this.write(r.code, wireText(r));
   }
 
-  /** EHLO keywords as offered: AUTH only where it can be used (TLS, or edge.allowInsecureAuth). */
+  /** EHLO keywords as offered: AUTH only where it can be used. */
   private offered(keyword: string): boolean {
     if (!keyword.startsWith('AUTH ')) return true;
-    return this.secure || this.host.cfg().edge.allowInsecureAuth;
+    return this.authUsable(this.host.cfg());
+  }
+
+  /**
+   * AUTH sends a password: only inside TLS, on a listener bound to loopback, or with edge.allowInsecureAuth (TLS
+   * ends at a trusted proxy in front of the edge).
+   */
+  private authUsable(cfg: Config): boolean {
+    if (this.secure || cfg.edge.allowInsecureAuth) return true;
+    const host = cfg.edge.listeners[this.state.listener].host;
+    return host === 'localhost' || host === '::1' || host.startsWith('127.');
   }
 
   /** Writes a reply (text with its enhanced code) and keeps the session's books: errors, timers. */
@@ -386,8 +398,10 @@ export class EdgeConnection extends SMTPConnection {
       if (this.state.user) return { phase: 'auth', reason: 'auth.already_authenticated', vars: {} };
       if (this.state.tx) return { phase: 'auth', reason: 'auth.in_transaction', vars: {} };
       // Never a password in clear text, whether or not STARTTLS is offered (RFC 4954 4, RFC 3207).
-      if (!this.secure && !cfg.edge.allowInsecureAuth)
-        return { phase: 'auth', reason: 'auth.tls_required', vars: {} };
+      if (!this.authUsable(cfg)) return { phase: 'auth', reason: 'auth.tls_required', vars: {} };
+    }
+    if (verb === 'STARTTLS' && !this.secure && !this.host.tlsOffered(this.state.listener)) {
+      return { phase: 'protocol', reason: 'protocol.tls_not_offered', vars: {} };
     }
     return undefined;
   }

@@ -1,4 +1,5 @@
 import type { AddressInfo, Socket } from 'node:net';
+import { dirname, resolve } from 'node:path';
 import type { Config, ConfigHandle } from '@smtpguard/config';
 import type { Logger } from '@smtpguard/logging';
 import { plainIp } from '@smtpguard/networks';
@@ -14,12 +15,22 @@ import type { PhaseLists, Runner } from '../engine/runner.js';
 import { type ListenerName, Session } from '../session.js';
 import { EdgeConnection, type EdgeHost } from './connection.js';
 import type { ConnectionTracker } from './limits.js';
+import { listenerTls, loadTls, type TlsMaterial, tlsFiles, watchFiles } from './tls.js';
 
 export interface ListenAddress {
   listener: ListenerName;
   host: string;
   port: number;
 }
+
+/** A listener's TLS: what it was loaded from, and the watcher of its files. */
+interface ListenerTls {
+  material: TlsMaterial | undefined;
+  key: string;
+  stopWatching: () => void;
+}
+
+const LISTENERS = ['mx', 'submission', 'submissions'] as const;
 
 // smtp-server commands the edge never offers (proxy commands, sendmail's debugging jokes).
 const DISABLED = ['XCLIENT', 'XFORWARD', 'WIZ', 'SHELL', 'KILL'];
@@ -50,7 +61,7 @@ class EdgeServer extends SMTPServer {
  * edge.shutdownGraceMs to finish, then 421; a message being handed to the next hop always gets its answer.
  */
 export class Edge implements EdgeHost {
-  private readonly servers: Array<{ listener: ListenerName; server: EdgeServer }> = [];
+  private readonly servers: Array<{ listener: ListenerName; server: EdgeServer; tls: ListenerTls }> = [];
   private readonly connections = new Map<string, EdgeConnection>();
   private readonly pregreet = new LRUCache<string, true>({
     max: PREGREET_CACHE_ENTRIES,
@@ -97,10 +108,11 @@ export class Edge implements EdgeHost {
   async start(): Promise<ListenAddress[]> {
     const out: ListenAddress[] = [];
     const { listeners } = this.cfg().edge;
-    for (const name of ['mx', 'submission'] as const) {
+    for (const name of LISTENERS) {
       const l = listeners[name];
       if (!l.enabled) continue;
-      const server = new EdgeServer(this.options(), name, this);
+      const tls = await this.loadListenerTls(name);
+      const server = new EdgeServer(this.options(name, tls.material), name, this);
       server.on('error', (err: Error & { code?: string }) =>
         this.logger.warn({ listener: name, err: err.message, code: err.code }, 'SMTP connection error'),
       );
@@ -112,7 +124,9 @@ export class Edge implements EdgeHost {
         });
       });
       const port = (server.server.address() as AddressInfo).port;
-      this.servers.push({ listener: name, server });
+      const entry = { listener: name, server, tls };
+      this.servers.push(entry);
+      this.watchTls(entry);
       out.push({ listener: name, host: l.host, port });
       this.logger.info(
         {
@@ -121,6 +135,7 @@ export class Edge implements EdgeHost {
           port,
           requireAuth: l.requireAuth,
           greetingDelayMs: l.greetingDelayMs,
+          tls: tls.material ? (l.implicitTls ? 'implicit' : 'starttls') : 'none',
         },
         'SMTP listening',
       );
@@ -128,24 +143,105 @@ export class Edge implements EdgeHost {
     return out;
   }
 
-  /** Applies a changed config to the listeners' smtp-server options (the rest is read per use). */
-  reload(): void {
-    for (const { server } of this.servers) Object.assign(server.options, this.options());
+  /** The listener's certificate (files, or self-signed on request); an implicit-TLS listener needs one. */
+  private async loadListenerTls(name: ListenerName): Promise<ListenerTls> {
+    const cfg = this.cfg();
+    const tlsCfg = listenerTls(cfg, name);
+    const where = cfg.edge.listeners[name].tls ? `edge.listeners.${name}.tls` : 'edge.tls';
+    let material: TlsMaterial | undefined;
+    try {
+      material = await loadTls(tlsCfg, (p) => this.configPath(p), cfg.edge.hostname);
+    } catch (err) {
+      throw new Error(`${where}: ${(err as Error).message}`);
+    }
+    if (!material && cfg.edge.listeners[name].implicitTls) {
+      throw new Error(
+        `edge.listeners.${name}: implicit TLS needs a certificate (${where}.certFile and keyFile, or selfSigned)`,
+      );
+    }
+    if (material?.selfSigned) {
+      this.logger.warn(
+        { listener: name },
+        `${where}.selfSigned: using a self-signed certificate generated at start; clients that verify certificates will refuse it`,
+      );
+    }
+    return { material, key: JSON.stringify(tlsCfg), stopWatching: () => undefined };
   }
 
-  private options(): SMTPServerOptions {
+  /** Reloads a listener's certificate when its files change (cert-manager renews them). */
+  private watchTls(entry: { listener: ListenerName; server: EdgeServer; tls: ListenerTls }): void {
+    entry.tls.stopWatching();
+    const files = tlsFiles(listenerTls(this.cfg(), entry.listener), (p) => this.configPath(p));
+    entry.tls.stopWatching = watchFiles(files, () => void this.reloadTls(entry), this.logger);
+  }
+
+  private async reloadTls(entry: {
+    listener: ListenerName;
+    server: EdgeServer;
+    tls: ListenerTls;
+  }): Promise<void> {
+    try {
+      const tls = await this.loadListenerTls(entry.listener);
+      if (!tls.material && entry.tls.material) throw new Error('the certificate was removed from the config');
+      entry.tls.material = tls.material;
+      entry.tls.key = tls.key;
+      if (tls.material) {
+        const { key, cert, sniOptions, minVersion } = tls.material;
+        entry.server.updateSecureContext({ key, cert, sniOptions, minVersion });
+      }
+      this.logger.info({ listener: entry.listener }, 'TLS certificate reloaded');
+    } catch (err) {
+      this.logger.error(
+        { listener: entry.listener, err: (err as Error).message },
+        'TLS certificate not reloaded; keeping the previous one',
+      );
+    }
+  }
+
+  /** Whether the listener can do TLS (STARTTLS is offered, or it is implicit). */
+  tlsOffered(listener: ListenerName): boolean {
+    return Boolean(this.servers.find((s) => s.listener === listener)?.tls.material);
+  }
+
+  /** Applies a changed config to the listeners' smtp-server options (the rest is read per use). */
+  reload(): void {
+    for (const entry of this.servers) {
+      Object.assign(entry.server.options, this.options(entry.listener, entry.tls.material));
+      if (JSON.stringify(listenerTls(this.cfg(), entry.listener)) !== entry.tls.key) {
+        void this.reloadTls(entry).then(() => this.watchTls(entry));
+      }
+    }
+  }
+
+  /** A path from the config, relative to the config file's directory. */
+  private configPath(p: string): string {
+    return resolve(dirname(this.config.current.file), p);
+  }
+
+  private options(listener: ListenerName, tls: TlsMaterial | undefined): SMTPServerOptions {
     const edge = this.cfg().edge;
     const allowed = edge.protocol.allowedCommands as string[];
+    const noTls = !tls || edge.listeners[listener].implicitTls;
     return {
       name: edge.hostname,
       hideENHANCEDSTATUSCODES: false,
       // AUTH is offered everywhere; where it is required (submission), the policy says so at MAIL FROM with
       // its own reason code, instead of smtp-server's generic refusal.
       authOptional: true,
-      allowInsecureAuth: edge.allowInsecureAuth,
+      allowInsecureAuth: true, // the edge decides (plainAuthAllowed), before smtp-server sees AUTH
       authMethods: this.cfg().auth.mechanisms,
       size: edge.maxMessageBytes,
-      disabledCommands: [...DISABLED, ...['AUTH', 'STARTTLS'].filter((c) => !allowed.includes(c))],
+      // Implicit TLS: the handshake comes first; STARTTLS only where a certificate is configured (smtp-server's
+      // built-in demo certificate is never used).
+      secure: edge.listeners[listener].implicitTls,
+      ...(tls
+        ? { key: tls.key, cert: tls.cert, sniOptions: tls.sniOptions, minVersion: tls.minVersion }
+        : {}),
+      hideSTARTTLS: noTls,
+      disabledCommands: [
+        ...DISABLED,
+        ...['AUTH', 'STARTTLS'].filter((c) => !allowed.includes(c) || (c === 'STARTTLS' && noTls)),
+      ],
       // The parser's limit is the flood limit; the command line limit is the edge's (500 5.5.2, not 421).
       maxCommandLength: edge.limits.unterminatedOctets,
       // A backstop only: the edge's own timers answer first (edge.timeouts).
@@ -196,6 +292,7 @@ export class Edge implements EdgeHost {
     });
     state.span = span;
     state.ctx = ctx;
+    state.tls = Boolean(server.options.secure);
     this.runner.run('connect', this.runner.context('connect', cfg, state, {})).then(
       () => {
         if (socket.destroyed || this.shuttingDown) {
@@ -238,6 +335,7 @@ export class Edge implements EdgeHost {
   /** Stops accepting, lets transactions finish for shutdownGraceMs, then closes what remains with 421. */
   async stop(): Promise<void> {
     this.shuttingDown = true;
+    for (const entry of this.servers) entry.tls.stopWatching();
     // Stops accepting at once; the callbacks fire once the last connection of each listener is gone.
     const closed = this.servers.map(
       ({ server }) => new Promise<void>((resolve) => server.server.close(() => resolve())),

@@ -18,6 +18,8 @@ export enum Listener {
   LISTENER_MX = 1,
   /** LISTENER_SUBMISSION - Port 587 (2587 locally): mail from users' clients; SMTP AUTH is required there. */
   LISTENER_SUBMISSION = 2,
+  /** LISTENER_SUBMISSIONS - Port 465 (2465 locally): submission over implicit TLS (RFC 8314). */
+  LISTENER_SUBMISSIONS = 3,
   UNRECOGNIZED = -1,
 }
 
@@ -32,6 +34,9 @@ export function listenerFromJSON(object: any): Listener {
     case 2:
     case "LISTENER_SUBMISSION":
       return Listener.LISTENER_SUBMISSION;
+    case 3:
+    case "LISTENER_SUBMISSIONS":
+      return Listener.LISTENER_SUBMISSIONS;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -47,6 +52,8 @@ export function listenerToJSON(object: Listener): string {
       return "LISTENER_MX";
     case Listener.LISTENER_SUBMISSION:
       return "LISTENER_SUBMISSION";
+    case Listener.LISTENER_SUBMISSIONS:
+      return "LISTENER_SUBMISSIONS";
     case Listener.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
