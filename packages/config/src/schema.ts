@@ -63,6 +63,16 @@ const listener = (
       implicitTls: z.boolean().default(o.implicitTls ?? false),
       // This listener's own TLS settings; unset: edge.tls.
       tls: tls.optional(),
+      // HAProxy's PROXY protocol (v1 and v2) from load balancers: a connection from one of these addresses
+      // (IPs, CIDRs, ranges) must start with a PROXY header naming the real client; anyone else's PROXY header
+      // is refused. Empty: off.
+      proxyProtocol: z
+        .strictObject({
+          trustedProxies: z.array(z.string()).default([]),
+          // Time a trusted load balancer gets to send the header.
+          headerTimeoutMs: z.int().positive().default(5000),
+        })
+        .prefault({}),
       // Every transaction on this listener needs SMTP AUTH (or a trusted IP): 530 5.7.0 otherwise.
       requireAuth: z.boolean().default(o.requireAuth),
       // Pause before the 220 greeting (postscreen's pregreet test): a client that talks first is refused

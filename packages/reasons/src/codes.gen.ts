@@ -5,6 +5,8 @@ export const REASON_CODES = [
   'connect.too_many_from_client',
   'connect.rate_exceeded',
   'connect.early_talker',
+  'connect.proxy_untrusted',
+  'connect.proxy_invalid',
   'connect.trusted',
   'dnsbl.clean',
   'dnsbl.listed',

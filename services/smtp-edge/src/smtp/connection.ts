@@ -56,6 +56,11 @@ const RATE_CHECK_MS = 1_000;
 
 const params = (a: SMTPServerAddress): Params => (a.args ? (a.args as Params) : {});
 
+// PROXY protocol v1 ("PROXY ...") or v2 (its binary signature) at the start of a connection.
+const V2_SIGNATURE = Buffer.from('0d0a0d0a000d0a515549540a', 'hex');
+const isProxyHeader = (chunk: Buffer) =>
+  chunk.subarray(0, 6).toString('latin1') === 'PROXY ' || chunk.subarray(0, 12).equals(V2_SIGNATURE);
+
 /**
  * One SMTP connection: smtp-server's SMTPConnection (pinned at 3.21.6) with the edge in charge of the parts a
  * mail administrator sets. Every reply goes through send(), where the edge's own replies pass as they are and
@@ -101,9 +106,10 @@ export class EdgeConnection extends SMTPConnection {
       const delay = l.greetingDelayMs;
       if (delay <= 0 || this.host.pregreetPassed(this.state.clientIp)) return this.ready();
       const started = Date.now();
-      const onEarly = () => {
+      const onEarly = (chunk: Buffer) => {
         clearTimeout(timer);
-        this.earlyTalker(Date.now() - started, delay);
+        if (isProxyHeader(chunk)) this.proxyUntrusted();
+        else this.earlyTalker(Date.now() - started, delay);
       };
       const timer = setTimeout(() => {
         this._socket.off('data', onEarly);
@@ -127,6 +133,12 @@ export class EdgeConnection extends SMTPConnection {
       after_ms: afterMs,
       delay_ms: delayMs,
     });
+  }
+
+  /** A PROXY header from a peer that is not a trusted load balancer: it claims to speak for another address. */
+  private proxyUntrusted(): void {
+    if (this.closingDecided) return;
+    this.refuseAndClose('connect', 'proxy-protocol', 'connect.proxy_untrusted', {});
   }
 
   /** Notes bytes arriving while a command is awaited (slow clients trickle; the timer is not extended). */
@@ -343,6 +355,10 @@ export class EdgeConnection extends SMTPConnection {
       return;
     }
     if (!inAuth) {
+      if (verb === 'PROXY') {
+        this.proxyUntrusted();
+        return;
+      }
       if (HTTP_REQUEST.test(line)) {
         super._onCommand(command, callback);
         return;

@@ -1,8 +1,9 @@
+import { randomBytes } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import type { Config, ConfigHandle } from '@smtpguard/config';
 import type { Logger } from '@smtpguard/logging';
-import { plainIp } from '@smtpguard/networks';
+import { NetworkList, plainIp } from '@smtpguard/networks';
 import { formatReply } from '@smtpguard/reasons';
 import { startSpan } from '@smtpguard/telemetry';
 import { LRUCache } from 'lru-cache';
@@ -15,6 +16,7 @@ import type { PhaseLists, Runner } from '../engine/runner.js';
 import { type ListenerName, Session } from '../session.js';
 import { EdgeConnection, type EdgeHost } from './connection.js';
 import type { ConnectionTracker } from './limits.js';
+import { readProxyHeader } from './proxy-protocol.js';
 import { listenerTls, loadTls, type TlsMaterial, tlsFiles, watchFiles } from './tls.js';
 
 export interface ListenAddress {
@@ -39,6 +41,16 @@ const REFUSAL_LINGER_MS = 1000;
 // Clients remembered as having passed the pregreet test (postscreen's cache); oldest forgotten first.
 const PREGREET_CACHE_ENTRIES = 100_000;
 
+/** What the PROXY handling tells smtp-server about a connection (its id, and the real client when proxied). */
+type ProxiedSocket = SMTPConnectionOptions & { id: string };
+
+/** A session id as smtp-server makes them: 80 random bits in base 32. */
+function sessionId(): string {
+  return BigInt(`0x${randomBytes(10).toString('hex')}`)
+    .toString(32)
+    .padStart(16, '0');
+}
+
 /** One listener: smtp-server, with the edge creating the connections (after the connect phase). */
 class EdgeServer extends SMTPServer {
   constructor(
@@ -51,6 +63,14 @@ class EdgeServer extends SMTPServer {
 
   override connect(socket: Socket, socketOptions?: SMTPConnectionOptions | null): void {
     this.edge.accept(this, socket, socketOptions ?? {});
+  }
+
+  /** Replaces smtp-server's PROXY handling (v1 only, no refusals) with the edge's (v1 and v2, trusted peers). */
+  override _handleProxy(
+    socket: Socket,
+    callback: (err: Error | null, socketOptions?: ProxiedSocket) => void,
+  ): void {
+    this.edge.handleProxy(this, socket, callback);
   }
 }
 
@@ -68,6 +88,7 @@ export class Edge implements EdgeHost {
     ttl: 24 * 3600 * 1000,
   });
   private idle: Array<() => void> = [];
+  private readonly proxyLists = new Map<string, NetworkList>();
   shuttingDown = false;
 
   constructor(
@@ -269,13 +290,70 @@ export class Edge implements EdgeHost {
     return c;
   }
 
+  /**
+   * A connection from a trusted load balancer starts with a PROXY header naming the real client, which every
+   * check, decision, log line and the Received header then use. Other peers go on as they are (a PROXY header
+   * from them is refused later, as a command).
+   */
+  handleProxy(
+    server: EdgeServer,
+    socket: Socket,
+    callback: (err: Error | null, socketOptions?: ProxiedSocket) => void,
+  ): void {
+    const id = sessionId();
+    const peer = plainIp(socket.remoteAddress ?? '');
+    const settings = this.cfg().edge.listeners[server.listener].proxyProtocol;
+    if (!this.trustedProxies(server.listener).match(peer)) {
+      setImmediate(() => callback(null, { id }));
+      return;
+    }
+    socket.on('error', () => undefined);
+    readProxyHeader(socket, settings.headerTimeoutMs).then(
+      (client) =>
+        callback(
+          null,
+          'local' in client ? { id } : { id, remoteAddress: client.address, remotePort: client.port },
+        ),
+      (err: Error) => {
+        const state = new Session(
+          id,
+          server.listener,
+          peer,
+          socket.remotePort ?? 0,
+          this.cfg().instance,
+          this.cfg().edge.hostname,
+        );
+        const reply = this.runner.refuse(state, 'connect', 'proxy-protocol', 'connect.proxy_invalid', {
+          error: err.message,
+        });
+        if (!socket.destroyed) {
+          socket.end(`${formatReply(reply)}\r\n`);
+          setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref();
+        }
+        callback(err);
+      },
+    );
+  }
+
+  /** The listener's trusted load balancers, compiled once per config. */
+  private trustedProxies(listener: ListenerName): NetworkList {
+    const rules = this.cfg().edge.listeners[listener].proxyProtocol.trustedProxies;
+    const key = `${listener} ${rules.join(',')}`;
+    let list = this.proxyLists.get(key);
+    if (!list) {
+      list = new NetworkList(rules);
+      this.proxyLists.set(key, list);
+    }
+    return list;
+  }
+
   /** A new TCP connection: the connect phase decides whether it becomes an SMTP session. */
   accept(server: EdgeServer, socket: Socket, options: SMTPConnectionOptions): void {
     // Until smtp-server's own listeners are attached, a reset by the client must not crash the process.
     socket.on('error', () => undefined);
     const cfg = this.cfg();
     const ip = plainIp(options.remoteAddress ?? socket.remoteAddress ?? '').toLowerCase();
-    const id = options.id ?? Math.random().toString(36).slice(2);
+    const id = options.id ?? sessionId();
     const state = new Session(
       id,
       server.listener,
