@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 
@@ -8,6 +9,24 @@ import { z } from 'zod';
 const hostPort = z
   .string()
   .regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/, 'expected "host:port", e.g. "127.0.0.1:7101"');
+
+// One "host:port" (a DNS name resolving to every replica, e.g. a Kubernetes headless Service), or a
+// comma-separated list of "ip:port" replicas.
+const replicas = z
+  .string()
+  .regex(
+    /^(\[[0-9a-fA-F:.]+\]|[^\s:[\],]+):\d{1,5}(,\s*(\[[0-9a-fA-F:.]+\]|[^\s:[\],]+):\d{1,5})*$/,
+    'expected "host:port" or a list "ip:port,ip:port", e.g. "smtpguard-auth:7101"',
+  )
+  .refine(
+    (v) =>
+      !v.includes(',') ||
+      v.split(',').every((p) => {
+        const host = p.trim().replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
+        return isIP(host) !== 0;
+      }),
+    'a list of replicas must be IP addresses; for host names use one DNS name that resolves to every replica',
+  );
 
 // RFC 5321 4.5.1: the commands every SMTP server implements (edge.protocol.allowedCommands keeps them).
 export const CORE_COMMANDS = ['HELO', 'EHLO', 'MAIL', 'RCPT', 'DATA', 'RSET', 'NOOP', 'QUIT'] as const;
@@ -21,8 +40,10 @@ const port = z.int().min(0).max(65535);
 const backend = (address: string, deadlineMs: number) =>
   z
     .strictObject({
-      // Where the service listens (host:port); in Kubernetes the Service name, e.g. smtpguard-auth:7101.
-      address: hostPort.default(address),
+      // Where the service's replicas listen: one host:port whose name resolves to every replica (in Kubernetes
+      // the headless Service, e.g. smtpguard-auth:7101), or a list "ip:port,ip:port". Calls are balanced over
+      // the replicas that are up and retried on another one when a replica cannot take them.
+      address: replicas.default(address),
       // Deadline of one call; past it the call counts as a backend failure (the check's failureMode).
       deadlineMs: z.int().positive().default(deadlineMs),
     })

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import {
   type CallOptions,
   type Client,
@@ -27,13 +28,61 @@ type ClientCtor<C> = new (
   options?: object,
 ) => C;
 
-/** A client for a smtpguard service. Calls fail fast when the backend is down (no wait-for-ready). */
+/**
+ * The gRPC target of an address setting: one `host:port` (a DNS name is resolved to every address it has, e.g. a
+ * Kubernetes headless Service with one per replica, and resolved again as replicas come and go), or a
+ * comma-separated list of `ip:port` replicas.
+ */
+export function grpcTarget(address: string): string {
+  const parts = address
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
+  const hostOf = (p: string) =>
+    p.startsWith('[') ? p.slice(1, p.indexOf(']')) : p.slice(0, p.lastIndexOf(':'));
+  if (parts.length === 1) {
+    const only = parts[0] as string;
+    return isIP(hostOf(only)) ? only : `dns:///${only}`;
+  }
+  const families = new Set(parts.map((p) => isIP(hostOf(p))));
+  if (families.size !== 1 || families.has(0)) {
+    throw new Error(
+      `"${address}": a list of replicas must be IP:port entries of one family; for host names use one DNS name that resolves to every replica`,
+    );
+  }
+  return `${families.has(4) ? 'ipv4' : 'ipv6'}:${parts.join(',')}`;
+}
+
+// Every call is balanced over the ready replicas (round robin); a call a replica could not take (UNAVAILABLE:
+// down, refusing, restarting) is tried again on another one. Only UNAVAILABLE: the call did not reach a
+// service, so even a call that changes state (greylist.Check counts deliveries) is never done twice.
+const SERVICE_CONFIG = JSON.stringify({
+  loadBalancingConfig: [{ round_robin: {} }],
+  methodConfig: [
+    {
+      name: [{}],
+      retryPolicy: {
+        maxAttempts: 3,
+        initialBackoff: '0.02s',
+        maxBackoff: '0.2s',
+        backoffMultiplier: 2,
+        retryableStatusCodes: ['UNAVAILABLE'],
+      },
+    },
+  ],
+});
+
+/** A client for a smtpguard service. Calls fail fast when no replica is up (no wait-for-ready). */
 export function createClient<C extends Client>(Ctor: ClientCtor<C>, address: string): C {
-  return new Ctor(address, credentials.createInsecure(), {
+  return new Ctor(grpcTarget(address), credentials.createInsecure(), {
     'grpc.keepalive_time_ms': 30_000,
     'grpc.keepalive_timeout_ms': 10_000,
     'grpc.initial_reconnect_backoff_ms': 200,
     'grpc.max_reconnect_backoff_ms': 2000,
+    'grpc.service_config': SERVICE_CONFIG,
+    'grpc.enable_retries': 1,
+    // Replicas come and go (rolling updates, rescheduling): look the name up again after a failure, soon.
+    'grpc.dns_min_time_between_resolutions_ms': 2000,
   });
 }
 
