@@ -22,7 +22,10 @@ const replicas = z
     (v) =>
       !v.includes(',') ||
       v.split(',').every((p) => {
-        const host = p.trim().replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
+        const host = p
+          .trim()
+          .replace(/:\d+$/, '')
+          .replace(/^\[(.*)\]$/, '$1');
         return isIP(host) !== 0;
       }),
     'a list of replicas must be IP addresses; for host names use one DNS name that resolves to every replica',
@@ -182,10 +185,19 @@ export const configSchema = z.strictObject({
         .positive()
         .default(7 * 24 * 3600),
       connectTimeoutMs: z.int().positive().default(2000),
-      // NATS unreachable at start: "buffer" keeps serving and buffers decisions; "exit" stops the service.
+      // NATS unreachable at start: "buffer" keeps serving (decisions go to the outbox); "exit" stops the service.
       onUnavailable: z.enum(['buffer', 'exit']).default('buffer'),
-      // Decisions kept in memory while NATS is unreachable; beyond it the oldest are dropped (and counted).
+      // Decisions kept in memory while they are published; more go to the outbox.
       bufferLimit: z.int().positive().default(10_000),
+      // Replicas of the decision stream in a NATS cluster (3 on a 3-node cluster, so a node loss loses nothing).
+      decisionReplicas: z.int().min(1).max(5).default(1),
+      // On-disk outbox (below stateDir, one file per service instance) for decisions while NATS is unreachable,
+      // or when the process stops before they were published; sent in order once NATS is back. Beyond this size
+      // new decisions are dropped (counted and logged).
+      outboxMaxBytes: z
+        .int()
+        .positive()
+        .default(64 * 1024 * 1024),
     })
     .prefault({}),
 

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { type Context, context, trace } from '@opentelemetry/api';
 import type { LoadedConfig } from '@smtpguard/config';
 import type { events } from '@smtpguard/contracts';
@@ -5,6 +6,7 @@ import type { Logger } from '@smtpguard/logging';
 import { buildDecision, type DecisionInput } from './decision.js';
 import { FileDecisionPublisher } from './file-publisher.js';
 import { NatsDecisionPublisher, NatsUnavailableError } from './nats-publisher.js';
+import { Outbox } from './outbox.js';
 import type { DecisionPublisher } from './publisher.js';
 
 export {
@@ -17,6 +19,7 @@ export {
 } from './decision.js';
 export { FileDecisionPublisher } from './file-publisher.js';
 export { NatsDecisionPublisher, NatsUnavailableError } from './nats-publisher.js';
+export { Outbox, type Pending } from './outbox.js';
 export type { DecisionPublisher } from './publisher.js';
 
 /**
@@ -39,8 +42,13 @@ export async function createDecisionPublisher(
     servers: nats.url.split(',').map((s) => s.trim()),
     stream: nats.decisionStream,
     maxAgeSeconds: nats.decisionMaxAgeSeconds,
+    replicas: nats.decisionReplicas,
     connectTimeoutMs: nats.connectTimeoutMs,
     bufferLimit: nats.bufferLimit,
+    outbox: new Outbox(
+      loaded.statePath(join('decision-outbox', `${service}-${instance}.jsonl`)),
+      nats.outboxMaxBytes,
+    ),
     name: `${service}@${instance}`,
     logger,
   });

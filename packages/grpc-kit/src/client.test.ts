@@ -15,7 +15,10 @@ describe('grpcTarget', () => {
   });
 
   it('refuses a list of host names, or of mixed families', () => {
-    assert.throws(() => grpcTarget('a.example:1,b.example:1'), /use one DNS name that resolves to every replica/);
+    assert.throws(
+      () => grpcTarget('a.example:1,b.example:1'),
+      /use one DNS name that resolves to every replica/,
+    );
     assert.throws(() => grpcTarget('127.0.0.1:1,[::1]:1'), /one family/);
   });
 });

@@ -6,7 +6,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { startSystem } from '@smtpguard/launcher';
+import { startService, startSystem } from '@smtpguard/launcher';
 import { freePort, startNats, waitFor } from '@smtpguard/testing';
 import { DecisionTap } from '../harness/decisions.js';
 import { type DnsServer, startDnsServer } from '../harness/dns-server.js';
@@ -266,6 +266,67 @@ describe('NATS unreachable', () => {
     } finally {
       await sys.stop();
       await tap?.close();
+      await nats?.stop();
+    }
+  });
+
+  it('decisions made while NATS is away are kept in the outbox across a restart and published later', async () => {
+    const port = await freePort();
+    const sys = await startTestSystem({ dnsServer: dns.address, natsUrl: `nats://127.0.0.1:${port}` });
+    let nats: Awaited<ReturnType<typeof startNats>> | undefined;
+    let edge: Awaited<ReturnType<typeof startService>> | undefined;
+    try {
+      const r = await submit(sys, 'outbox-restart');
+      assert.equal(r.code, 250, r.response);
+      // SIGTERM while NATS is still away: nothing is lost, the decisions wait on disk.
+      await sys.stop();
+      const outbox = join(sys.dir, 'state', 'decision-outbox', 'smtp-edge-e2e.jsonl');
+      const kept = (await readFile(outbox, 'utf8')).trim().split('\n').length;
+      assert.ok(kept >= 3, `the edge's outbox holds its decisions (${kept})`);
+      assert.ok(
+        sys.system.logs.some(
+          (l) => l.service === 'smtp-edge' && l.msg === 'decisions at shutdown' && Number(l.outbox) >= 3,
+        ),
+        'the edge says at shutdown how many decisions wait in its outbox',
+      );
+      nats = await startNats(port);
+      edge = await startService('smtp-edge', { configPath: sys.configPath }, []);
+      const { jetstream } = await import('@nats-io/jetstream');
+      const { connect } = await import('@nats-io/transport-node');
+      const { events } = await import('@smtpguard/contracts');
+      const nc = await connect({ servers: nats.url });
+      try {
+        const js = jetstream(nc);
+        const found = await waitFor(
+          'the decision of before the restart in the stream',
+          async () => {
+            try {
+              const c = await js.consumers.get('SMTPGUARD_DECISIONS');
+              const batch = await c.fetch({ max_messages: 500, expires: 1000 });
+              for await (const m of batch) {
+                const d = events.Decision.decode(m.data);
+                if (d.reasonCode === 'queue.accepted' && d.session?.authenticatedUser === ALICE.user)
+                  return d;
+              }
+            } catch {
+              return undefined;
+            }
+            return undefined;
+          },
+          15_000,
+        );
+        assert.equal(found.service, 'smtp-edge');
+      } finally {
+        await nc.close();
+      }
+      await waitFor('the outbox to be emptied', async () =>
+        (await readFile(outbox, 'utf8').catch(() => '')) === '' ? true : undefined,
+      );
+    } finally {
+      if (edge && edge.child.exitCode === null) {
+        edge.child.kill('SIGTERM');
+        await edge.exited;
+      }
       await nats?.stop();
     }
   });
