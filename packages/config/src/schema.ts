@@ -131,6 +131,9 @@ const smtpHop = z.strictObject({
   timeoutMs: z.int().positive().default(60_000),
   // Use STARTTLS when the next hop offers it.
   opportunisticTls: z.boolean().default(true),
+  // Other next hops, tried in order when the one before cannot be reached (a refused or timed-out connection;
+  // a next hop that answers, even with a refusal, is used). One that failed is tried last for 30 seconds.
+  failover: z.array(z.strictObject({ host: z.string().min(1), port })).default([]),
   // Connections to the next hop kept open and reused between transactions.
   pool: z
     .strictObject({

@@ -13,6 +13,7 @@ function config(port: number, over: Partial<SmtpHopConfig> = {}): SmtpHopConfig 
     timeoutMs: 2000,
     opportunisticTls: false,
     pool: { maxConnections: 4, idleTimeoutMs: 10_000 },
+    failover: [],
     ...over,
   };
 }
@@ -422,5 +423,42 @@ describe('SmtpNextHop (lmtp)', { timeout: 20_000 }, () => {
   it('with several recipients returns the first refusal', async () => {
     const { final } = await deliver(hop, ['alice@example.org', 'full@example.org'], 'x\r\n');
     assert.equal(final?.code, 452);
+  });
+});
+
+describe('SmtpNextHop failover', () => {
+  it('uses the next server when the first cannot be reached, and the first again once it is back', async () => {
+    const second = await startCaptureServer();
+    const downPort = await (await import('@smtpguard/testing')).freePort();
+    const hop = new SmtpNextHop(
+      config(downPort, { failover: [{ host: '127.0.0.1', port: second.port }] }),
+      'edge.example',
+    );
+    try {
+      assert.match(hop.describe(), new RegExp(`failover 127\\.0\\.0\\.1:${second.port}`));
+      const tx = hop.begin(envelope());
+      assert.equal((await tx.rcpt('a@example.org')).code, 250);
+      const data = await tx.data();
+      assert.ok('stream' in data);
+      data.stream.end('Subject: failover\r\n\r\nx\r\n');
+      assert.equal((await tx.commit()).code, 250);
+      assert.equal(second.messages.length, 1);
+    } finally {
+      await hop.close();
+      await second.close();
+    }
+  });
+
+  it('fails with a DeliveryError when no server can be reached', async () => {
+    const { freePort } = await import('@smtpguard/testing');
+    const hop = new SmtpNextHop(
+      config(await freePort(), { failover: [{ host: '127.0.0.1', port: await freePort() }] }),
+      'edge.example',
+    );
+    try {
+      await assert.rejects(hop.begin(envelope()).rcpt('a@example.org'), DeliveryError);
+    } finally {
+      await hop.close();
+    }
   });
 });

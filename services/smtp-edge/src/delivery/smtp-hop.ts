@@ -8,7 +8,7 @@ import {
   type NextHop,
 } from './next-hop.js';
 import { NextHopPool } from './pool.js';
-import type { SmtpClient } from './smtp-client.js';
+import { SmtpClient, type SmtpClientOptions } from './smtp-client.js';
 
 export type SmtpHopConfig = Extract<Config['edge']['nextHop'], { type: 'smtp' | 'lmtp' }>;
 
@@ -23,6 +23,38 @@ export const SMTPUTF8_REFUSAL: HopReply = {
   text: 'the next hop does not support SMTPUTF8',
 };
 
+// A next hop that could not be reached is tried after the others for this long.
+const FAILED_SERVER_MS = 30_000;
+const failedUntil = new Map<string, number>();
+
+/**
+ * Connects to the first next hop that can be reached: in configured order, except that one which failed in the
+ * last FAILED_SERVER_MS comes after the others. Only a connection that cannot be made (or greeted) moves on; a
+ * next hop that answers is used.
+ */
+async function connectFirstReachable(
+  servers: Array<{ host: string; port: number }>,
+  opts: SmtpClientOptions,
+): Promise<SmtpClient> {
+  const now = Date.now();
+  const key = (s: { host: string; port: number }) => `${s.host}:${s.port}`;
+  const order = [...servers].sort(
+    (a, b) => Number((failedUntil.get(key(a)) ?? 0) > now) - Number((failedUntil.get(key(b)) ?? 0) > now),
+  );
+  let last: unknown;
+  for (const server of order) {
+    try {
+      const client = await SmtpClient.connect({ ...opts, host: server.host, port: server.port });
+      failedUntil.delete(key(server));
+      return client;
+    } catch (err) {
+      failedUntil.set(key(server), Date.now() + FAILED_SERVER_MS);
+      last = err;
+    }
+  }
+  throw last;
+}
+
 /** SMTP or LMTP next hop over pooled connections, as a before-queue proxy (see next-hop.ts). */
 export class SmtpNextHop implements NextHop {
   readonly maxRecipients: number;
@@ -36,20 +68,25 @@ export class SmtpNextHop implements NextHop {
     // LMTP answers each recipient after the final dot; one SMTP reply to the edge's client cannot carry more
     // than one such answer.
     this.maxRecipients = cfg.type === 'lmtp' ? 1 : 0;
-    this.pool = new NextHopPool({
-      host: cfg.host,
-      port: cfg.port,
-      lmtp: cfg.type === 'lmtp',
-      heloName,
-      timeoutMs: cfg.timeoutMs,
-      opportunisticTls: cfg.opportunisticTls,
-      maxConnections: cfg.pool.maxConnections,
-      idleTimeoutMs: cfg.pool.idleTimeoutMs,
-    });
+    const servers = [{ host: cfg.host, port: cfg.port }, ...cfg.failover];
+    this.pool = new NextHopPool(
+      {
+        host: cfg.host,
+        port: cfg.port,
+        lmtp: cfg.type === 'lmtp',
+        heloName,
+        timeoutMs: cfg.timeoutMs,
+        opportunisticTls: cfg.opportunisticTls,
+        maxConnections: cfg.pool.maxConnections,
+        idleTimeoutMs: cfg.pool.idleTimeoutMs,
+      },
+      (opts) => connectFirstReachable(servers, opts),
+    );
   }
 
   describe(): string {
-    return `${this.cfg.type}://${this.cfg.host}:${this.cfg.port}`;
+    const more = this.cfg.failover.map((f) => `${f.host}:${f.port}`);
+    return `${this.cfg.type}://${this.cfg.host}:${this.cfg.port}${more.length ? ` (failover ${more.join(', ')})` : ''}`;
   }
 
   begin(envelope: HopEnvelope): HopTransaction {
