@@ -190,13 +190,12 @@ export const configSchema = z.strictObject({
       connectTimeoutMs: z.int().positive().default(2000),
       // NATS unreachable at start: "buffer" keeps serving (decisions go to the outbox); "exit" stops the service.
       onUnavailable: z.enum(['buffer', 'exit']).default('buffer'),
-      // Decisions kept in memory while they are published; more go to the outbox.
-      bufferLimit: z.int().positive().default(10_000),
       // Replicas of the decision stream in a NATS cluster (3 on a 3-node cluster, so a node loss loses nothing).
       decisionReplicas: z.int().min(1).max(5).default(1),
-      // On-disk outbox (below stateDir, one file per service instance) for decisions while NATS is unreachable,
-      // or when the process stops before they were published; sent in order once NATS is back. Beyond this size
-      // new decisions are dropped (counted and logged).
+      // The on-disk outbox (below stateDir, one journal per service instance) every decision goes through before
+      // it is published; what NATS has not acknowledged (NATS away, the process stopped or killed) is sent in
+      // order once NATS is reachable, also by the next process. Beyond this many unacknowledged bytes new
+      // decisions are dropped (counted and logged).
       outboxMaxBytes: z
         .int()
         .positive()

@@ -44,7 +44,6 @@ export async function createDecisionPublisher(
     maxAgeSeconds: nats.decisionMaxAgeSeconds,
     replicas: nats.decisionReplicas,
     connectTimeoutMs: nats.connectTimeoutMs,
-    bufferLimit: nats.bufferLimit,
     outbox: new Outbox(
       loaded.statePath(join('decision-outbox', `${service}-${instance}.jsonl`)),
       nats.outboxMaxBytes,
@@ -58,8 +57,8 @@ export async function createDecisionPublisher(
   } catch (err) {
     if (!(err instanceof NatsUnavailableError) || nats.onUnavailable === 'exit') throw err;
     logger.error(
-      { err: err.message, bufferLimit: nats.bufferLimit },
-      'NATS unreachable; serving anyway and buffering decisions until it is back (nats.onUnavailable=buffer)',
+      { err: err.message, outbox: publisher.stats().outbox },
+      'NATS unreachable; serving anyway, decisions wait in the outbox until it is back (nats.onUnavailable=buffer)',
     );
     publisher.startInBackground();
   }

@@ -14,8 +14,7 @@ export interface NatsPublisherOptions {
   /** Replicas of the stream in a NATS cluster. */
   replicas: number;
   connectTimeoutMs: number;
-  /** Decisions kept in memory while they are published; more (or any while NATS is away) go to the outbox. */
-  bufferLimit: number;
+  /** The write-ahead journal every decision goes through. */
   outbox: Outbox;
   name: string;
   logger: Logger;
@@ -26,15 +25,15 @@ export class NatsUnavailableError extends Error {}
 
 /**
  * Publishes decisions into a JetStream stream, protobuf-encoded, with Nats-Msg-Id (de-duplication) and W3C
- * traceparent headers. publish() never blocks the SMTP dialogue: events go into a bounded in-memory queue drained
- * in the background, each publish retried until JetStream acknowledges it. While NATS is away (or the queue is
- * full, or the process stops) they go to the on-disk outbox instead, bounded, and are sent in order once NATS is
- * back, by this process or the next one; only what the full outbox refuses is dropped (counted and logged).
+ * traceparent headers. publish() never blocks the SMTP dialogue: each decision is appended to the on-disk outbox
+ * journal and published from there in the background, in order, each publish retried until JetStream acknowledges
+ * it. While NATS is away, and after the process stopped or was killed, they wait in the journal and are sent once
+ * NATS is reachable, by this process or the next one; only what the full journal refuses is dropped (counted and
+ * logged).
  */
 export class NatsDecisionPublisher implements DecisionPublisher {
   private nc: NatsConnection | undefined;
   private js: JetStreamClient | undefined;
-  private queue: Pending[] = [];
   private draining = false;
   private closed = false;
   private connected = false;
@@ -98,8 +97,7 @@ export class NatsDecisionPublisher implements DecisionPublisher {
       for await (const s of nc.status()) {
         if (s.type === 'disconnect') {
           this.connected = false;
-          this.opts.logger.warn({ server: s.server }, 'NATS disconnected; decisions go to the outbox');
-          this.spill(this.queue.length);
+          this.opts.logger.warn({ server: s.server }, 'NATS disconnected; decisions wait in the outbox');
         }
         if (s.type === 'reconnect') {
           this.connected = true;
@@ -131,56 +129,41 @@ export class NatsDecisionPublisher implements DecisionPublisher {
   publish(d: events.Decision, ctx: Context = context.active()): void {
     const trace: Record<string, string> = {};
     propagation.inject(ctx, trace);
-    const p = { subject: decisionSubject(d), data: events.Decision.encode(d).finish(), id: d.id, trace };
-    if (this.closed || !this.connected) {
-      void this.toOutbox([p]);
-      return;
-    }
-    this.queue.push(p);
-    if (this.queue.length > this.opts.bufferLimit) this.spill(this.queue.length - this.opts.bufferLimit);
-    this.drain();
-  }
-
-  /** Moves the oldest `n` queued decisions to the outbox, keeping their order before what is queued later. */
-  private spill(n: number): void {
-    if (n <= 0) return;
-    void this.toOutbox(this.queue.splice(0, n));
-  }
-
-  private async toOutbox(entries: Pending[]): Promise<void> {
-    const dropped = await this.opts.outbox.append(entries);
-    if (dropped) {
+    const kept = this.opts.outbox.append({
+      subject: decisionSubject(d),
+      data: events.Decision.encode(d).finish(),
+      id: d.id,
+      trace,
+    });
+    if (!kept && (this.opts.outbox.dropped === 1 || this.opts.outbox.dropped % 1000 === 0)) {
       this.opts.logger.error(
-        { dropped, droppedTotal: this.opts.outbox.dropped, path: this.opts.outbox.path },
+        { droppedTotal: this.opts.outbox.dropped, path: this.opts.outbox.path },
         'decision outbox full; dropping decisions',
       );
     }
+    if (!this.closed) this.drain();
   }
 
-  /** Publishes the outbox first (oldest), then the queue, each until JetStream acknowledges it. */
+  /** Publishes the journal's unacknowledged decisions in order, each until JetStream acknowledges it. */
   private drain(): void {
-    if (this.draining || !this.js || this.nc?.isClosed()) return;
+    if (this.draining || !this.js || !this.connected || this.nc?.isClosed()) return;
     this.draining = true;
     void (async () => {
       try {
-        while (this.connected && !this.closed && (this.opts.outbox.size || this.queue.length)) {
-          if (this.opts.outbox.size) {
-            this.published += await this.opts.outbox.drain((p) => this.send(p));
-            if (this.opts.outbox.size) {
-              await this.pause();
-              continue;
-            }
-          }
-          const batch = this.queue.slice(0, 64);
-          const results = await Promise.allSettled(batch.map((p) => this.send(p)));
+        while (this.connected && this.opts.outbox.size) {
+          const batch = this.opts.outbox.next(64);
+          if (!batch.length) break;
+          const results = await Promise.allSettled(batch.map((b) => this.send(b.pending)));
           const firstFailure = results.findIndex((r) => r.status === 'rejected');
           const done = firstFailure < 0 ? batch.length : firstFailure;
-          this.queue.splice(0, done);
-          this.published += done;
+          if (done > 0) {
+            this.opts.outbox.ack((batch[done - 1] as { end: number }).end, done);
+            this.published += done;
+          }
           if (firstFailure >= 0) {
             const reason = (results[firstFailure] as PromiseRejectedResult).reason as Error;
             this.opts.logger.warn(
-              { err: reason.message, pending: this.queue.length, outbox: this.opts.outbox.size },
+              { err: reason.message, outbox: this.opts.outbox.size },
               'decision publish failed; will retry',
             );
             await this.pause();
@@ -196,14 +179,9 @@ export class NatsDecisionPublisher implements DecisionPublisher {
     return new Promise((r) => setTimeout(r, 500).unref());
   }
 
-  /** Published, waiting (memory and outbox) and dropped decisions. */
-  stats(): { published: number; queued: number; outbox: number; dropped: number } {
-    return {
-      published: this.published,
-      queued: this.queue.length,
-      outbox: this.opts.outbox.size,
-      dropped: this.opts.outbox.dropped,
-    };
+  /** Published, waiting (in the outbox journal) and dropped decisions. */
+  stats(): { published: number; outbox: number; dropped: number } {
+    return { published: this.published, outbox: this.opts.outbox.size, dropped: this.opts.outbox.dropped };
   }
 
   private async send(p: Pending): Promise<void> {
@@ -213,19 +191,19 @@ export class NatsDecisionPublisher implements DecisionPublisher {
   }
 
   /**
-   * Waits (bounded) for queued decisions to go out; what is left goes to the outbox for the next start (not
-   * lost), then the connection closes.
+   * Waits (bounded) for the journal to be published; what is left stays in it for the next start (not lost),
+   * then the connection closes.
    */
   async close(timeoutMs = 3000): Promise<void> {
     const until = Date.now() + timeoutMs;
-    while ((this.queue.length || this.opts.outbox.size) && this.connected && Date.now() < until) {
+    while (this.opts.outbox.size && this.connected && Date.now() < until) {
       this.drain();
       await new Promise((r) => setTimeout(r, 20));
     }
     this.closed = true;
     clearTimeout(this.retryTimer);
-    if (this.queue.length) await this.toOutbox(this.queue.splice(0));
     this.opts.logger.info({ ...this.stats(), outboxPath: this.opts.outbox.path }, 'decisions at shutdown');
+    this.opts.outbox.close();
     await this.nc?.drain().catch(() => undefined);
   }
 }

@@ -1,7 +1,15 @@
-import { createReadStream } from 'node:fs';
-import { appendFile, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import {
+  closeSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { dirname } from 'node:path';
-import { createInterface } from 'node:readline';
 
 /** A decision waiting to be published. */
 export interface Pending {
@@ -18,110 +26,156 @@ interface Line {
   d: string;
 }
 
+// How much of the journal is read back at once when it is replayed.
+const READ_CHUNK = 256 * 1024;
+
 /**
- * Decisions that could not be published yet, on disk: one JSON line each, appended in order, bounded by
- * maxBytes (beyond it new ones are dropped and counted, never the ones already kept). Drained in order when NATS
- * is reachable again, also by the next process after a restart; a drain that stops half-way keeps the rest.
+ * A write-ahead journal of decisions: each one is appended to the file (one write(2), no fsync: the page cache
+ * outlives a killed process) before it is published, and the point up to which JetStream acknowledged them is
+ * kept beside it. What lies after that point (NATS away, the process stopped or killed) is sent in order by this
+ * process once NATS is reachable, or by the next one after a restart; a re-sent decision is absorbed by the
+ * stream's de-duplication (Nats-Msg-Id). Bounded by maxBytes of unacknowledged decisions: beyond it new ones are
+ * dropped and counted, never the ones already kept. The file starts over when everything in it was acknowledged.
  */
 export class Outbox {
-  private bytes = 0;
-  private lines = 0;
-  /** Decisions refused because the outbox was full. */
+  private fd: number;
+  /** Bytes written to the journal. */
+  private written: number;
+  /** Bytes acknowledged (everything before this offset is in the stream). */
+  private acked: number;
+  /** Unacknowledged decisions in the journal. */
+  private pending = 0;
+  private ackTimer: NodeJS.Timeout | undefined;
+  /** Decisions refused because the journal was full. */
   dropped = 0;
-  private ready: Promise<void>;
-  private chain: Promise<unknown> = Promise.resolve();
 
   constructor(
     readonly path: string,
     private readonly maxBytes: number,
   ) {
-    this.ready = this.init();
-  }
-
-  private async init(): Promise<void> {
-    await mkdir(dirname(this.path), { recursive: true });
-    const s = await stat(this.path).catch(() => undefined);
-    if (!s) return;
-    this.bytes = s.size;
-    // Count the lines left by an earlier process.
-    for await (const _ of createInterface({ input: createReadStream(this.path) })) this.lines += 1;
-  }
-
-  /** Decisions kept on disk. */
-  get size(): number {
-    return this.lines;
-  }
-
-  /** Appends decisions (in order); returns how many were dropped because the outbox is full. */
-  append(entries: Pending[]): Promise<number> {
-    return this.serial(async () => {
-      await this.ready;
-      let text = '';
-      let dropped = 0;
-      for (const e of entries) {
-        const line = `${JSON.stringify({ s: e.subject, i: e.id, t: e.trace, d: Buffer.from(e.data).toString('base64') } satisfies Line)}\n`;
-        if (this.bytes + text.length + line.length > this.maxBytes) {
-          dropped += 1;
-          continue;
-        }
-        text += line;
-      }
-      if (text) {
-        await appendFile(this.path, text);
-        this.bytes += Buffer.byteLength(text);
-        this.lines += entries.length - dropped;
-      }
-      this.dropped += dropped;
-      return dropped;
+    mkdirSync(dirname(path), { recursive: true });
+    this.fd = openSync(path, 'a+');
+    this.written = fstatSync(this.fd).size;
+    if (this.written > 0) {
+      // A line torn by a crash mid-write is ended, so the next decision starts a line of its own.
+      const last = Buffer.alloc(1);
+      readSync(this.fd, last, 0, 1, this.written - 1);
+      if (last[0] !== 10) this.written += writeSync(this.fd, '\n');
+    }
+    this.acked = Math.min(this.readAcked(), this.written);
+    // Count what an earlier process left unacknowledged.
+    this.forEach(this.acked, () => {
+      this.pending += 1;
+      return true;
     });
+  }
+
+  /** Unacknowledged decisions. */
+  get size(): number {
+    return this.pending;
+  }
+
+  /** Appends a decision; false (and counted) when the journal is full. */
+  append(e: Pending): boolean {
+    const line = Buffer.from(
+      `${JSON.stringify({ s: e.subject, i: e.id, t: e.trace, d: Buffer.from(e.data).toString('base64') } satisfies Line)}\n`,
+    );
+    if (this.written - this.acked + line.length > this.maxBytes) {
+      this.dropped += 1;
+      return false;
+    }
+    writeSync(this.fd, line);
+    this.written += line.length;
+    this.pending += 1;
+    return true;
   }
 
   /**
-   * Sends every kept decision in order with `send` (which resolves once the decision is acknowledged). Stops at
-   * the first failure and keeps that one and the rest for the next drain. Resolves with how many were sent.
+   * The oldest unacknowledged decisions (at most `max`), with the offset just past each, in order. Read from the
+   * file, so memory stays bounded however far behind publishing is.
    */
-  drain(send: (p: Pending) => Promise<void>): Promise<number> {
-    return this.serial(async () => {
-      await this.ready;
-      if (this.lines === 0) return 0;
-      let sent = 0;
-      const rest: string[] = [];
-      let failed = false;
-      for await (const raw of createInterface({ input: createReadStream(this.path) })) {
-        if (!raw) continue;
-        if (failed) {
-          rest.push(raw);
-          continue;
-        }
-        const l = JSON.parse(raw) as Line;
-        try {
-          await send({ subject: l.s, id: l.i, trace: l.t, data: Buffer.from(l.d, 'base64') });
-          sent += 1;
-        } catch {
-          failed = true;
-          rest.push(raw);
-        }
-      }
-      if (rest.length) {
-        // Rewrite what is left (atomically: a crash keeps the whole old file, and the stream's de-duplication
-        // by Nats-Msg-Id absorbs what is sent twice within its window).
-        const text = `${rest.join('\n')}\n`;
-        await writeFile(`${this.path}.tmp`, text);
-        await rename(`${this.path}.tmp`, this.path);
-        this.bytes = Buffer.byteLength(text);
-        this.lines = rest.length;
-      } else {
-        await rm(this.path, { force: true });
-        this.bytes = 0;
-        this.lines = 0;
-      }
-      return sent;
+  next(max: number): Array<{ pending: Pending; end: number }> {
+    const out: Array<{ pending: Pending; end: number }> = [];
+    this.forEach(this.acked, (l, end) => {
+      out.push({ pending: { subject: l.s, id: l.i, trace: l.t, data: Buffer.from(l.d, 'base64') }, end });
+      return out.length < max;
     });
+    return out;
   }
 
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.chain.then(fn);
-    this.chain = run.catch(() => undefined);
-    return run;
+  /** Marks everything before `end` (an offset from next()) as published. */
+  ack(end: number, count: number): void {
+    if (end <= this.acked) return;
+    this.acked = end;
+    this.pending = Math.max(0, this.pending - count);
+    if (this.acked === this.written) {
+      // Everything is in the stream: start the file over.
+      this.reset();
+      return;
+    }
+    this.ackTimer ??= setTimeout(() => {
+      this.ackTimer = undefined;
+      this.saveAcked();
+    }, 200);
+    this.ackTimer.unref?.();
+  }
+
+  /** Saves the acknowledged point and closes the file. */
+  close(): void {
+    clearTimeout(this.ackTimer);
+    this.saveAcked();
+    closeSync(this.fd);
+  }
+
+  private reset(): void {
+    clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
+    closeSync(this.fd);
+    this.fd = openSync(this.path, 'w+');
+    this.written = 0;
+    this.acked = 0;
+    this.pending = 0;
+    this.saveAcked();
+  }
+
+  private readAcked(): number {
+    try {
+      return Number(readFileSync(`${this.path}.acked`, 'utf8')) || 0;
+    } catch {
+      return 0;
+    }
+  }
+
+  private saveAcked(): void {
+    writeFileSync(`${this.path}.acked.tmp`, String(this.acked));
+    renameSync(`${this.path}.acked.tmp`, `${this.path}.acked`);
+  }
+
+  /** Visits the complete lines from `from` on, with the offset after each, until visit returns false. */
+  private forEach(from: number, visit: (line: Line, end: number) => boolean): void {
+    let pos = from;
+    let carry = Buffer.alloc(0);
+    const chunk = Buffer.allocUnsafe(READ_CHUNK);
+    while (pos + carry.length < this.written) {
+      const n = readSync(this.fd, chunk, 0, READ_CHUNK, pos + carry.length);
+      if (n <= 0) break;
+      let buf = Buffer.concat([carry, chunk.subarray(0, n)]);
+      let start = 0;
+      for (let nl = buf.indexOf(10); nl >= 0; nl = buf.indexOf(10, start)) {
+        const raw = buf.subarray(start, nl).toString();
+        start = nl + 1;
+        if (!raw) continue;
+        let line: Line;
+        try {
+          line = JSON.parse(raw) as Line;
+        } catch {
+          continue; // a line torn by a crash mid-write
+        }
+        if (!visit(line, pos + start)) return;
+      }
+      pos += start;
+      buf = buf.subarray(start);
+      carry = Buffer.from(buf);
+    }
   }
 }
