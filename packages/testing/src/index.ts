@@ -7,5 +7,5 @@ export {
   smtpError,
   startCaptureServer,
 } from './capture-smtp.js';
-export { type NatsServer, startNats } from './nats.js';
+export { type NatsCluster, type NatsNode, type NatsServer, startNats, startNatsCluster } from './nats.js';
 export { freePort, waitFor } from './ports.js';

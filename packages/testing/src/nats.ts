@@ -58,3 +58,91 @@ export async function startNats(fixedPort?: number): Promise<NatsServer> {
     },
   };
 }
+
+export interface NatsNode {
+  port: number;
+  url: string;
+  /** Whether the node's process is running. */
+  readonly running: boolean;
+  /** SIGKILL (the node's data stays; restart() brings it back). */
+  kill(): Promise<void>;
+  restart(): Promise<void>;
+}
+
+export interface NatsCluster {
+  /** Every node's URL, comma-separated (as nats.url takes them). */
+  url: string;
+  nodes: NatsNode[];
+  stop(): Promise<void>;
+}
+
+/**
+ * A real NATS cluster of `size` nats-server processes on 127.0.0.1, routes between them, JetStream on each (its own
+ * storage directory), so that streams and KV buckets can have `size` replicas and survive the loss of a node.
+ */
+export async function startNatsCluster(size = 3): Promise<NatsCluster> {
+  const ports = await Promise.all(Array.from({ length: size }, () => freePort()));
+  const routes = await Promise.all(Array.from({ length: size }, () => freePort()));
+  const dir = await mkdtemp(join(tmpdir(), 'sg-nats-cluster-'));
+  const routeUrls = routes.map((r) => `nats://127.0.0.1:${r}`).join(',');
+  const starts: (() => Promise<void>)[] = [];
+  const nodes: NatsNode[] = ports.map((port, i) => {
+    let child: ChildProcess | undefined;
+    let exited: Promise<unknown> = Promise.resolve();
+    const start = async () => {
+      child = spawn(
+        natsBinary(),
+        [
+          '-a',
+          '127.0.0.1',
+          '-p',
+          String(port),
+          '-n',
+          `node-${i}`,
+          '-js',
+          '-sd',
+          join(dir, `node-${i}`),
+          '--cluster_name',
+          'smtpguard-test',
+          '--cluster',
+          `nats://127.0.0.1:${routes[i]}`,
+          '--routes',
+          routeUrls,
+        ],
+        { stdio: 'ignore' },
+      );
+      const c = child;
+      exited = new Promise((r) => c.once('exit', r));
+      await waitFor(`nats-server node-${i} to accept connections`, async () => {
+        if (c.exitCode !== null) throw new Error(`nats-server node-${i} exited with code ${c.exitCode}`);
+        return (await canConnect(port)) || undefined;
+      });
+    };
+    starts.push(start);
+    return {
+      port,
+      url: `nats://127.0.0.1:${port}`,
+      get running() {
+        return Boolean(child && child.exitCode === null && child.signalCode === null);
+      },
+      async kill() {
+        if (child && child.exitCode === null && child.signalCode === null) {
+          child.kill('SIGKILL');
+          await exited;
+        }
+      },
+      async restart() {
+        await start();
+      },
+    };
+  });
+  await Promise.all(starts.map((start) => start()));
+  return {
+    url: nodes.map((n) => n.url).join(','),
+    nodes,
+    async stop() {
+      await Promise.all(nodes.map((n) => n.kill()));
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

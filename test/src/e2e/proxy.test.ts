@@ -25,7 +25,7 @@ import { startTestSystem, type TestSystem } from '../harness/system.js';
 let dns: DnsServer;
 let hop: CaptureServer;
 let sys: TestSystem;
-let haproxy: Haproxy;
+let haproxy: Haproxy<'mx'>;
 const GREETING = '220 mx.example.test ESMTP smtpguard ready';
 
 const v1 = (client: string, port = 40000) =>
@@ -66,7 +66,7 @@ before(async () => {
       };
     },
   });
-  haproxy = await startHaproxy([{ port: sys.mxPort, source: '127.0.0.95' }]);
+  haproxy = await startHaproxy({ mx: [{ port: sys.mxPort, source: '127.0.0.95' }] });
 });
 
 after(async () => {
@@ -177,7 +177,7 @@ describe('PROXY protocol', () => {
   });
 
   it('works behind a real HAProxy sending PROXY v2: the client address crosses it', async () => {
-    const { c, greeting } = await RawSmtp.open(haproxy.port, '127.0.0.96');
+    const { c, greeting } = await RawSmtp.open(haproxy.ports.mx, '127.0.0.96');
     assert.equal(greeting, GREETING);
     assert.match(await deliver(c, 'via-haproxy'), /^250 2\.0\.0 Ok: queued as /);
     await c.quit();

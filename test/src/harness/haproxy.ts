@@ -12,8 +12,9 @@ export interface HaproxyBackend {
   source: string;
 }
 
-export interface Haproxy {
-  port: number;
+export interface Haproxy<F extends string = string> {
+  /** The port of each frontend. */
+  ports: Record<F, number>;
   stop(): Promise<void>;
 }
 
@@ -25,11 +26,18 @@ function haproxyBinary(): string {
 }
 
 /**
- * A real HAProxy on 127.0.0.1 in TCP mode in front of the given edge listeners, sending the PROXY protocol (v2 by
- * default) and balancing round-robin; health checks off, so a killed backend is only noticed by failed connects.
+ * A real HAProxy on 127.0.0.1 in TCP mode, one frontend per entry, each in front of its edge listeners, sending the
+ * PROXY protocol (v2 by default) and balancing round-robin. Backends are health-checked (a TCP connect every
+ * 500 ms), so a killed edge is taken out of rotation; a connection refused meanwhile is redispatched.
  */
-export async function startHaproxy(backends: HaproxyBackend[], version: 1 | 2 = 2): Promise<Haproxy> {
-  const port = await freePort();
+export async function startHaproxy<F extends string>(
+  frontends: Record<F, HaproxyBackend[]>,
+  version: 1 | 2 = 2,
+): Promise<Haproxy<F>> {
+  const names = Object.keys(frontends) as F[];
+  const ports = Object.fromEntries(
+    await Promise.all(names.map(async (n) => [n, await freePort()])),
+  ) as Record<F, number>;
   const dir = await mkdtemp(join(tmpdir(), 'sg-haproxy-'));
   const send = version === 2 ? 'send-proxy-v2' : 'send-proxy';
   const config = [
@@ -42,12 +50,17 @@ export async function startHaproxy(backends: HaproxyBackend[], version: 1 | 2 = 
     '  timeout server 60s',
     '  retries 3',
     '  option redispatch',
-    'frontend smtp',
-    `  bind 127.0.0.1:${port}`,
-    '  default_backend edges',
-    'backend edges',
-    '  balance roundrobin',
-    ...backends.map((b, i) => `  server edge${i} 127.0.0.1:${b.port} ${send} source ${b.source}`),
+    ...names.flatMap((n) => [
+      `frontend ${n}`,
+      `  bind 127.0.0.1:${ports[n]}`,
+      `  default_backend ${n}_edges`,
+      `backend ${n}_edges`,
+      '  balance roundrobin',
+      ...frontends[n].map(
+        (b, i) =>
+          `  server edge${i} 127.0.0.1:${b.port} ${send} source ${b.source} check inter 500 fall 1 rise 2`,
+      ),
+    ]),
     '',
   ].join('\n');
   await writeFile(join(dir, 'haproxy.cfg'), config);
@@ -55,10 +68,11 @@ export async function startHaproxy(backends: HaproxyBackend[], version: 1 | 2 = 
     stdio: 'ignore',
   });
   const exited = new Promise((r) => child.once('exit', r));
+  const first = ports[names[0] as F];
   await waitFor('haproxy to listen', async () => {
     if (child.exitCode !== null) throw new Error(`haproxy exited with code ${child.exitCode}`);
     return new Promise<boolean | undefined>((resolve) => {
-      const s = tcpConnect(port, '127.0.0.1');
+      const s = tcpConnect(first, '127.0.0.1');
       s.once('connect', () => {
         s.destroy();
         resolve(true);
@@ -67,7 +81,7 @@ export async function startHaproxy(backends: HaproxyBackend[], version: 1 | 2 = 
     });
   });
   return {
-    port,
+    ports,
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
