@@ -80,6 +80,8 @@ export class Session {
   errors = 0;
   /** Counted by the connection limits; released when the connection closes. */
   admitted = false;
+  /** A trusted load balancer's own connection (PROXY v2 LOCAL or v1 UNKNOWN: its health check). */
+  loadBalancer = false;
   readonly startedAt = Date.now();
   span: Span | undefined;
   ctx: Context | undefined;

@@ -58,7 +58,7 @@ export async function startHaproxy<F extends string>(
       '  balance roundrobin',
       ...frontends[n].map(
         (b, i) =>
-          `  server edge${i} 127.0.0.1:${b.port} ${send} source ${b.source} check inter 500 fall 1 rise 2`,
+          `  server edge${i} 127.0.0.1:${b.port} ${send} source ${b.source} check check-send-proxy inter 500 fall 1 rise 2`,
       ),
     ]),
     '',

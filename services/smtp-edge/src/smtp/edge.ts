@@ -89,6 +89,8 @@ export class Edge implements EdgeHost {
   });
   private idle: Array<() => void> = [];
   private readonly proxyLists = new Map<string, NetworkList>();
+  /** Sessions that are a load balancer's own connections (set by handleProxy, read once by accept). */
+  private readonly loadBalancerOwn = new Set<string>();
   shuttingDown = false;
 
   constructor(
@@ -309,11 +311,13 @@ export class Edge implements EdgeHost {
     }
     socket.on('error', () => undefined);
     readProxyHeader(socket, settings.headerTimeoutMs).then(
-      (client) =>
+      (client) => {
+        if ('local' in client) this.loadBalancerOwn.add(id);
         callback(
           null,
           'local' in client ? { id } : { id, remoteAddress: client.address, remotePort: client.port },
-        ),
+        );
+      },
       (err: Error) => {
         const state = new Session(
           id,
@@ -371,6 +375,7 @@ export class Edge implements EdgeHost {
     state.span = span;
     state.ctx = ctx;
     state.tls = Boolean(server.options.secure);
+    state.loadBalancer = this.loadBalancerOwn.delete(id);
     this.runner.run('connect', this.runner.context('connect', cfg, state, {})).then(
       () => {
         if (socket.destroyed || this.shuttingDown) {

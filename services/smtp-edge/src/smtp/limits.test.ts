@@ -55,6 +55,33 @@ describe('ConnectionTracker', () => {
     assert.equal(t.open, 2);
   });
 
+  it("does not hold a load balancer's health checks to the per-client limits, only to the listener's", async () => {
+    const cfg = limits(
+      '  listeners:\n    mx:\n      maxConnections: 3\n      maxConnectionsPerClient: 1\n      connectionsPerClientPerMinute: 1\n',
+    );
+    const t = new ConnectionTracker();
+    const checks = [
+      session('127.0.0.99'),
+      session('127.0.0.99'),
+      session('127.0.0.99'),
+      session('127.0.0.99'),
+    ];
+    for (const s of checks) s.loadBalancer = true;
+    assert.equal(await t.admit(checks[0] as Session, cfg), undefined);
+    assert.equal(await t.admit(checks[1] as Session, cfg), undefined);
+    assert.equal(await t.admit(checks[2] as Session, cfg), undefined);
+    assert.equal((await t.admit(checks[3] as Session, cfg))?.reason, 'connect.too_busy');
+    // The same address as a client (not its own connection) is a client like any other.
+    t.release(checks[0] as Session);
+    t.release(checks[1] as Session);
+    const client = session('127.0.0.99');
+    assert.equal(await t.admit(client, cfg), undefined);
+    assert.equal((await t.admit(session('127.0.0.99'), cfg))?.reason, 'connect.rate_exceeded');
+    t.release(client);
+    t.release(checks[2] as Session);
+    assert.equal(t.open, 0);
+  });
+
   it('counts other clients and other listeners separately', async () => {
     const cfg = limits(
       '  listeners:\n    mx:\n      maxConnectionsPerClient: 1\n    submission:\n      maxConnectionsPerClient: 1\n',

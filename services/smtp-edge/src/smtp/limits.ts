@@ -33,7 +33,10 @@ export class ConnectionTracker {
   async admit(session: Session, cfg: Config): Promise<LimitRefusal | undefined> {
     const l = cfg.edge.listeners[session.listener];
     const key = `${session.listener} ${clientKey(session.clientIp)}`;
+    // A load balancer's health checks are not a client: only the edge and listener limits count them.
+    const perClient = !session.loadBalancer;
     if (
+      perClient &&
       l.connectionsPerClientPerMinute > 0 &&
       !(await this.consume(session.listener, key, l.connectionsPerClientPerMinute))
     ) {
@@ -51,7 +54,7 @@ export class ConnectionTracker {
     if (l.maxConnections > 0 && onListener >= l.maxConnections) {
       return { reason: 'connect.too_busy', vars: { connections: onListener, limit: l.maxConnections } };
     }
-    if (l.maxConnectionsPerClient > 0 && fromClient >= l.maxConnectionsPerClient) {
+    if (perClient && l.maxConnectionsPerClient > 0 && fromClient >= l.maxConnectionsPerClient) {
       return {
         reason: 'connect.too_many_from_client',
         vars: { connections: fromClient + 1, limit: l.maxConnectionsPerClient },
@@ -59,7 +62,7 @@ export class ConnectionTracker {
     }
     this.total += 1;
     this.perListener.set(session.listener, onListener + 1);
-    this.perClient.set(key, fromClient + 1);
+    if (perClient) this.perClient.set(key, fromClient + 1);
     session.admitted = true;
     return undefined;
   }
@@ -71,6 +74,7 @@ export class ConnectionTracker {
     const key = `${session.listener} ${clientKey(session.clientIp)}`;
     this.total -= 1;
     this.perListener.set(session.listener, (this.perListener.get(session.listener) ?? 1) - 1);
+    if (session.loadBalancer) return;
     const n = (this.perClient.get(key) ?? 1) - 1;
     if (n > 0) this.perClient.set(key, n);
     else this.perClient.delete(key);

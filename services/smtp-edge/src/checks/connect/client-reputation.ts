@@ -6,7 +6,7 @@ import { type ClientReputation, sessionContext } from '../../session.js';
  * reputation.CheckClient at connect: DNS block and allow lists and FCrDNS. It runs in the background while the
  * greeting delay runs and the client introduces itself; the verified host name and the allow-list result feed
  * greylisting, and a listing is delivered at RCPT (the dnsbl check) so postmaster and abuse stay reachable.
- * Trusted clients are not looked up.
+ * Trusted clients and a load balancer's own connections (its health checks) are not looked up.
  */
 export const clientReputation = defineCheck({
   name: 'client-reputation',
@@ -19,7 +19,7 @@ export const clientReputation = defineCheck({
     'reputation.dnswl',
   ],
   background: true,
-  enabled: (ctx) => !ctx.session.trustedRule,
+  enabled: (ctx) => !ctx.session.trustedRule && !ctx.session.loadBalancer,
   async run(ctx) {
     const s = ctx.session;
     let settle: (r: ClientReputation) => void = () => undefined;
