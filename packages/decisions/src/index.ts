@@ -76,6 +76,9 @@ export class DecisionRecorder {
   record(input: DecisionInput, ctx: Context = context.active()): events.Decision {
     const traceId = trace.getSpanContext(ctx)?.traceId ?? '';
     const d = buildDecision(this.service, input, traceId);
+    // Into the outbox journal first: a decision that was logged is one that will be published, even when the
+    // process is killed right after the log line.
+    this.publisher.publish(d, ctx);
     const level =
       input.outcome === 'pass' || input.outcome === 'skip'
         ? 'debug'
@@ -101,7 +104,6 @@ export class DecisionRecorder {
         input.detail ?? 'decision',
       );
     }
-    this.publisher.publish(d, ctx);
     return d;
   }
 

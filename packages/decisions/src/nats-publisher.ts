@@ -1,6 +1,6 @@
 import { type JetStreamClient, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, headers, type NatsConnection, nanos } from '@nats-io/transport-node';
-import { type Context, context, propagation } from '@opentelemetry/api';
+import { type Context, context, type Meter, metrics, propagation } from '@opentelemetry/api';
 import { events } from '@smtpguard/contracts';
 import type { Logger } from '@smtpguard/logging';
 import { DECISION_SUBJECTS, decisionSubject } from './decision.js';
@@ -18,6 +18,8 @@ export interface NatsPublisherOptions {
   outbox: Outbox;
   name: string;
   logger: Logger;
+  /** Where the published / waiting / dropped counts are reported; default: the global OpenTelemetry meter. */
+  meter?: Meter;
 }
 
 /** Thrown by start() when NATS cannot be reached; main decides (nats.onUnavailable) what follows. */
@@ -40,7 +42,27 @@ export class NatsDecisionPublisher implements DecisionPublisher {
   private retryTimer: NodeJS.Timeout | undefined;
   published = 0;
 
-  constructor(private readonly opts: NatsPublisherOptions) {}
+  constructor(private readonly opts: NatsPublisherOptions) {
+    const meter = opts.meter ?? metrics.getMeter('@smtpguard/decisions');
+    meter
+      .createObservableCounter('smtpguard.decisions.published', {
+        description: 'Decisions JetStream acknowledged',
+        unit: '{decision}',
+      })
+      .addCallback((r) => r.observe(this.published));
+    meter
+      .createObservableUpDownCounter('smtpguard.decisions.buffered', {
+        description: 'Decisions waiting in the outbox journal (NATS away, or not yet acknowledged)',
+        unit: '{decision}',
+      })
+      .addCallback((r) => r.observe(this.opts.outbox.size));
+    meter
+      .createObservableCounter('smtpguard.decisions.dropped', {
+        description: 'Decisions dropped because the outbox journal was full (nats.outboxMaxBytes)',
+        unit: '{decision}',
+      })
+      .addCallback((r) => r.observe(this.opts.outbox.dropped));
+  }
 
   /** Connects and makes sure the stream exists. Throws NatsUnavailableError when NATS is unreachable. */
   async start(): Promise<void> {
@@ -204,6 +226,22 @@ export class NatsDecisionPublisher implements DecisionPublisher {
     clearTimeout(this.retryTimer);
     this.opts.logger.info({ ...this.stats(), outboxPath: this.opts.outbox.path }, 'decisions at shutdown');
     this.opts.outbox.close();
-    await this.nc?.drain().catch(() => undefined);
+    await this.disconnect(Math.max(until - Date.now(), 500));
+  }
+
+  /** Drains the connection; while NATS is away a drain cannot finish, so after timeoutMs it is closed outright. */
+  private async disconnect(timeoutMs: number): Promise<void> {
+    const nc = this.nc;
+    if (!nc || nc.isClosed()) return;
+    let timer: NodeJS.Timeout | undefined;
+    const drained = nc.drain().then(
+      () => true,
+      () => false,
+    );
+    const timedOut = new Promise<false>((r) => {
+      timer = setTimeout(() => r(false), timeoutMs);
+    });
+    if (!(await Promise.race([drained, timedOut]))) await nc.close().catch(() => undefined);
+    clearTimeout(timer);
   }
 }
