@@ -16,7 +16,7 @@ import {
   V1ProxyProtocol,
   V2ProxyProtocol,
 } from 'proxy-protocol-js';
-import { findDecision } from '../harness/decision-file.js';
+import { findDecision, readDecisions } from '../harness/decision-file.js';
 import { type DnsServer, startDnsServer } from '../harness/dns-server.js';
 import { type Haproxy, startHaproxy } from '../harness/haproxy.js';
 import { RawSmtp } from '../harness/raw-smtp.js';
@@ -189,5 +189,17 @@ describe('PROXY protocol', () => {
       ),
     );
     assert.equal(d.session?.clientIp, '127.0.0.96');
+  });
+
+  it("takes HAProxy's health checks (PROXY v2 LOCAL, then a reset) for what they are: no session, no error", async () => {
+    // Checks run every 500 ms since HAProxy started; two more at least.
+    await new Promise((r) => setTimeout(r, 1200));
+    const decisions = await readDecisions(sys.dir);
+    const unknown = decisions.filter((x) => !x.session?.clientIp || x.session.clientIp === '127.0.0.95');
+    assert.deepEqual(
+      unknown.map((x) => `${x.check} ${x.reasonCode} ${x.session?.clientIp}`),
+      [],
+      'decisions about a health check',
+    );
   });
 });

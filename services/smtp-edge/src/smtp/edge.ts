@@ -358,6 +358,13 @@ export class Edge implements EdgeHost {
     const cfg = this.cfg();
     const ip = plainIp(options.remoteAddress ?? socket.remoteAddress ?? '').toLowerCase();
     const id = options.id ?? sessionId();
+    if (!ip) {
+      // The peer reset the connection before it was even looked at (its address is gone with it), as a load
+      // balancer's TCP health check does: nothing to decide about.
+      this.loadBalancerOwn.delete(id);
+      socket.destroy();
+      return;
+    }
     const state = new Session(
       id,
       server.listener,
