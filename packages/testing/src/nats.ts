@@ -62,10 +62,13 @@ export async function startNats(fixedPort?: number): Promise<NatsServer> {
 export interface NatsNode {
   port: number;
   url: string;
+  /** The node's HTTP monitoring endpoint (/varz, /jsz, /healthz). */
+  monitorUrl: string;
   /** Whether the node's process is running. */
   readonly running: boolean;
   /** SIGKILL (the node's data stays; restart() brings it back). */
   kill(): Promise<void>;
+  /** Starts the node again; resolves once its JetStream is current with the cluster. */
   restart(): Promise<void>;
 }
 
@@ -83,9 +86,11 @@ export interface NatsCluster {
 export async function startNatsCluster(size = 3): Promise<NatsCluster> {
   const ports = await Promise.all(Array.from({ length: size }, () => freePort()));
   const routes = await Promise.all(Array.from({ length: size }, () => freePort()));
+  const monitors = await Promise.all(Array.from({ length: size }, () => freePort()));
   const dir = await mkdtemp(join(tmpdir(), 'sg-nats-cluster-'));
   const routeUrls = routes.map((r) => `nats://127.0.0.1:${r}`).join(',');
   const starts: (() => Promise<void>)[] = [];
+  const ready: (() => Promise<void>)[] = [];
   const nodes: NatsNode[] = ports.map((port, i) => {
     let child: ChildProcess | undefined;
     let exited: Promise<unknown> = Promise.resolve();
@@ -108,6 +113,8 @@ export async function startNatsCluster(size = 3): Promise<NatsCluster> {
           `nats://127.0.0.1:${routes[i]}`,
           '--routes',
           routeUrls,
+          '-m',
+          String(monitors[i]),
         ],
         { stdio: 'ignore' },
       );
@@ -118,10 +125,22 @@ export async function startNatsCluster(size = 3): Promise<NatsCluster> {
         return (await canConnect(port)) || undefined;
       });
     };
+    // Healthy: JetStream is up and current with the cluster's meta leader (nats-server's /healthz).
+    ready.push(() =>
+      waitFor(
+        `nats-server node-${i} JetStream to be current with the cluster`,
+        async () => {
+          const r = await fetch(`http://127.0.0.1:${monitors[i]}/healthz`).catch(() => undefined);
+          return r?.ok || undefined;
+        },
+        30_000,
+      ).then(() => undefined),
+    );
     starts.push(start);
     return {
       port,
       url: `nats://127.0.0.1:${port}`,
+      monitorUrl: `http://127.0.0.1:${monitors[i]}`,
       get running() {
         return Boolean(child && child.exitCode === null && child.signalCode === null);
       },
@@ -133,10 +152,12 @@ export async function startNatsCluster(size = 3): Promise<NatsCluster> {
       },
       async restart() {
         await start();
+        await ready[i]?.();
       },
     };
   });
   await Promise.all(starts.map((start) => start()));
+  await Promise.all(ready.map((r) => r()));
   return {
     url: nodes.map((n) => n.url).join(','),
     nodes,
