@@ -325,7 +325,7 @@ export const configSchema = z.strictObject({
         .strictObject({
           auth: backend('127.0.0.1:7101', 2000),
           reputation: backend('127.0.0.1:7102', 3000),
-          greylist: backend('127.0.0.1:7103', 1000),
+          greylist: backend('127.0.0.1:7103', 15_000),
         })
         .prefault({}),
       // Policy checks. failureMode: what a check does when its backend fails or does not answer in time:
@@ -454,6 +454,10 @@ export const configSchema = z.strictObject({
             .default('smtpguard_greylist'),
           // Replicas of the KV buckets in a NATS cluster (1 for a single server, 3 for a 3-node cluster).
           replicas: z.int().min(1).max(5).default(1),
+          // While NATS cannot answer (a server lost, a new leader being elected, a reconnect), a read or write is
+          // tried again for this long before the check counts as failed. Keep it below
+          // edge.backends.greylist.deadlineMs.
+          retryMs: z.int().nonnegative().default(12_000),
         })
         .prefault({}),
       // Where greylisting applies, as MailEnable does: server default, per domain (force = every mailbox),

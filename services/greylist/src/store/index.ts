@@ -27,6 +27,7 @@ export async function openStore(loaded: LoadedConfig): Promise<GreylistStore> {
     expirySeconds: g.expirySeconds,
     connectTimeoutMs: nats.connectTimeoutMs,
     replicas: g.store.replicas,
+    retryMs: g.store.retryMs,
     name: `smtpguard-greylist-${loaded.config.instance}`,
   });
 }

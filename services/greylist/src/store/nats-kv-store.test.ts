@@ -6,9 +6,9 @@ import { after, before, describe, it } from 'node:test';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, nanos } from '@nats-io/transport-node';
 import { parseConfig } from '@smtpguard/config';
-import { freePort, type NatsServer as Nats, startNats } from '@smtpguard/testing';
+import { freePort, type NatsServer as Nats, startNats, startNatsCluster } from '@smtpguard/testing';
 import { openStore } from './index.js';
-import { decodeKey, encodeKey, NatsKvGreylistStore } from './nats-kv-store.js';
+import { decodeKey, encodeKey, isTransient, NatsKvGreylistStore } from './nats-kv-store.js';
 import type { ClientRecord, TripletRecord } from './store.js';
 
 const EXPIRY = 3600;
@@ -310,6 +310,55 @@ describe('NatsKvGreylistStore: errors reach the caller', () => {
     });
     await s.close();
     await assert.rejects(s.getTriplet('k|a@b.test|c@d.test'));
+  });
+});
+
+describe('NatsKvGreylistStore: a NATS cluster losing a node', () => {
+  it('tells transient errors (no responders, timeouts, 503) from the rest', () => {
+    const named = (name: string, extra: object = {}) => Object.assign(new Error(name), { name }, extra);
+    assert.equal(isTransient(named('JetStreamNotEnabled')), true);
+    assert.equal(isTransient(named('TimeoutError')), true);
+    assert.equal(isTransient(named('NoRespondersError')), true);
+    assert.equal(isTransient(named('JetStreamApiError', { status: 503 })), true);
+    assert.equal(isTransient(named('JetStreamApiError', { status: 400 })), false);
+    assert.equal(isTransient(named('ClosedConnectionError')), false);
+    assert.equal(isTransient(new Error('greylist store: empty key')), false);
+    assert.equal(isTransient('timeout'), false);
+  });
+
+  it('answers every read and write while the leader of its buckets is killed and a new one elected', async () => {
+    const cluster = await startNatsCluster(3);
+    const s = await NatsKvGreylistStore.open({
+      servers: cluster.url.split(','),
+      bucketPrefix: 'failover',
+      expirySeconds: 600,
+      replicas: 3,
+      connectTimeoutMs: 1000,
+      retryMs: 15_000,
+    });
+    try {
+      await s.updateClient('192.0.2.0/24', () => ({ deliveries: 0, lastCountedAt: 0, lastSeen: 0 }));
+      const nc = await connect({ servers: cluster.url.split(',') });
+      const leader = (await (await jetstreamManager(nc)).streams.info('KV_failover_clients')).cluster?.leader;
+      await nc.close();
+      const index = cluster.nodes.findIndex((_n, i) => leader === `node-${i}`);
+      assert.ok(index >= 0, `leader ${leader}`);
+      await cluster.nodes[index]?.kill();
+      // 20 increments while the cluster elects a new leader: each answered, none lost.
+      for (let i = 0; i < 20; i++) {
+        await s.updateClient('192.0.2.0/24', (c) => ({
+          deliveries: (c?.deliveries ?? 0) + 1,
+          lastCountedAt: i,
+          lastSeen: i,
+        }));
+      }
+      const c = await s.getClient('192.0.2.0/24');
+      // A write whose answer was lost in the election is read back and applied again: at least 20.
+      assert.ok((c?.deliveries ?? 0) >= 20, `deliveries ${c?.deliveries}`);
+    } finally {
+      await s.close(500);
+      await cluster.stop();
+    }
   });
 });
 

@@ -25,6 +25,28 @@ export interface NatsKvStoreOptions {
   replicas?: number;
   /** Connection name shown by the server. */
   name?: string;
+  /**
+   * How long a read or write is tried again while NATS cannot answer it (a server lost, a new stream leader being
+   * elected, a reconnect): transient errors only. 0: never again. Default 0.
+   */
+  retryMs?: number;
+}
+
+/** Errors of a NATS cluster in transition (no leader yet, no server answering, a reconnect): worth trying again. */
+export function isTransient(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (
+    ['JetStreamNotEnabled', 'TimeoutError', 'NoRespondersError', 'RequestError', 'ConnectionError'].includes(
+      err.name,
+    )
+  )
+    return true;
+  // 503: "JetStream system temporarily unavailable", no stream leader; 408: request timed out on the server.
+  const status = (err as { status?: unknown; code?: unknown }).status ?? (err as { code?: unknown }).code;
+  return (
+    (err.name === 'JetStreamApiError' || err.name === 'JetStreamStatusError') &&
+    (status === 503 || status === 408)
+  );
 }
 
 /** How many times update* re-reads and re-applies fn after a compare-and-set conflict before giving up. */
@@ -85,7 +107,22 @@ export class NatsKvGreylistStore implements GreylistStore {
     private readonly whitelist: KV,
     /** Bucket names, for messages and tests. */
     readonly buckets: { triplets: string; clients: string; whitelist: string },
+    private readonly retryMs: number,
   ) {}
+
+  /** Transient failures retried (50, 100, 200, 400, 500, 500... ms apart) until retryMs has passed. */
+  private async io<T>(op: () => Promise<T>): Promise<T> {
+    const until = Date.now() + this.retryMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await op();
+      } catch (err) {
+        const pause = Math.min(50 * 2 ** attempt, 500);
+        if (!isTransient(err) || this.nc.isClosed() || Date.now() + pause > until) throw err;
+        await new Promise((r) => setTimeout(r, pause));
+      }
+    }
+  }
 
   /** Connects (unless opts.nc is given) and creates the buckets that are missing. */
   static async open(opts: NatsKvStoreOptions): Promise<NatsKvGreylistStore> {
@@ -130,7 +167,7 @@ export class NatsKvGreylistStore implements GreylistStore {
         bucket(names.clients, ttl),
         bucket(names.whitelist, 0),
       ]);
-      return new NatsKvGreylistStore(nc, owns, triplets, clients, whitelist, names);
+      return new NatsKvGreylistStore(nc, owns, triplets, clients, whitelist, names, opts.retryMs ?? 0);
     } catch (err) {
       if (owns) await nc.close().catch(() => undefined);
       throw err;
@@ -138,7 +175,7 @@ export class NatsKvGreylistStore implements GreylistStore {
   }
 
   private async read<T>(kv: KV, key: string): Promise<{ value: T | undefined; entry: KvEntry | null }> {
-    const entry = await kv.get(encodeKey(key));
+    const entry = await this.io(() => kv.get(encodeKey(key)));
     if (!live(entry)) return { value: undefined, entry };
     return { value: parse<T>(entry, key).v, entry };
   }
@@ -151,9 +188,10 @@ export class NatsKvGreylistStore implements GreylistStore {
       const next = fn(value);
       const data = JSON.stringify({ k: key, v: next } satisfies Stored<T>);
       try {
-        // A delete marker still has a revision: writing over it is an update at that revision.
-        if (entry) await kv.update(ek, data, entry.revision);
-        else await kv.create(ek, data);
+        // A delete marker still has a revision: writing over it is an update at that revision. A write retried
+        // after a timeout that did happen meets a conflict, and the cycle reads it back.
+        if (entry) await this.io(() => kv.update(ek, data, entry.revision));
+        else await this.io(() => kv.create(ek, data));
         return next;
       } catch (err) {
         if (!isConflict(err)) throw err;
@@ -172,10 +210,10 @@ export class NatsKvGreylistStore implements GreylistStore {
   private async remove(kv: KV, key: string): Promise<boolean> {
     const ek = encodeKey(key);
     for (let attempt = 1; ; attempt++) {
-      const entry = await kv.get(ek);
+      const entry = await this.io(() => kv.get(ek));
       if (!live(entry)) return false;
       try {
-        await kv.delete(ek, { previousSeq: entry.revision });
+        await this.io(() => kv.delete(ek, { previousSeq: entry.revision }));
         return true;
       } catch (err) {
         if (!isConflict(err) || attempt >= MAX_UPDATE_ATTEMPTS) throw err;
