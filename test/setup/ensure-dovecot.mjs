@@ -18,10 +18,14 @@ if (missing()) {
   console.log('installing dovecot-core and dovecot-pop3d (Debian packages) ...');
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
-  execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'dovecot-core', 'dovecot-pop3d'], {
-    stdio: 'inherit',
-    env,
-  });
+  execFileSync(
+    'apt-get',
+    ['install', '-y', '-qq', '--no-install-recommends', 'dovecot-core', 'dovecot-pop3d'],
+    {
+      stdio: 'inherit',
+      env,
+    },
+  );
   if (missing()) {
     console.error('apt-get installed dovecot but its binaries were not found');
     process.exit(1);

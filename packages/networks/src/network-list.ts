@@ -20,7 +20,7 @@ export class NetworkList {
       if (wildcard) {
         // 192.168.*.*: each * is any octet (only trailing octets may be wild, as in a mask).
         const octets = rule.split('.');
-        const fixed = octets.findIndex((o) => o === '*');
+        const fixed = octets.indexOf('*');
         if (
           octets.slice(fixed).some((o) => o !== '*') ||
           isIP(octets.map((o) => (o === '*' ? '0' : o)).join('.')) !== 4

@@ -281,12 +281,10 @@ export class Directory {
     const own = d?.localSenders;
     const allowed = d ? this.allowedIps.get(domain) : undefined;
     const reasonCode = !d
-      ? 'sender.not_local'
-      : !known
-        ? 'sender.unknown'
-        : disabled
-          ? 'sender.disabled'
-          : 'sender.local';
+      ? 'mail.sender_remote'
+      : !known || disabled
+        ? 'relay.denied.sender_unknown'
+        : 'mail.sender_local';
     return {
       domainLocal: Boolean(d),
       addressKnown: known,

@@ -160,7 +160,7 @@ auth:
       [true, true, 'alice@example.test', true, true, 'Use the submission port', '192.0.2.0/24'],
     );
     assert.equal(dir.resolveSender('info@example.test', '', '').ownerAccount, 'alice@example.test');
-    assert.equal(dir.resolveSender('nobody@example.test', '', '').reasonCode, 'sender.unknown');
+    assert.equal(dir.resolveSender('nobody@example.test', '', '').reasonCode, 'relay.denied.sender_unknown');
     assert.equal(dir.resolveSender('x@remote.test', '', '').domainLocal, false);
   });
   it('applies the sender policy in MailEnable’s order and the limits mailbox > domain > global', () => {
