@@ -24,7 +24,7 @@ describe('ClientRules', () => {
   it('refuses garbage', () => {
     assert.throws(
       () => new ClientRules(['not a rule']),
-      /"not a rule" is not an IP, CIDR, range, host name or domain/,
+      /"not a rule" is not an IP, CIDR, mask, wildcard, range, host name or domain/,
     );
   });
 });

@@ -16,7 +16,7 @@ export class ClientRules {
       if (/^[\d.:a-f/*-]+$/.test(rule) && /[\d]/.test(rule) && !/[g-z]/.test(rule)) ipRules.push(rule);
       else if (/^\*\.[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(rule)) this.names.push(rule.slice(1));
       else if (/^\.?[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(rule)) this.names.push(rule);
-      else throw new Error(`"${raw}" is not an IP, CIDR, range, host name or domain`);
+      else throw new Error(`"${raw}" is not an IP, CIDR, mask, wildcard, range, host name or domain`);
     }
     this.ips = new NetworkList(ipRules);
   }
