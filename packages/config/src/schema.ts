@@ -420,9 +420,9 @@ export const configSchema = z.strictObject({
         .prefault({}),
       popBeforeSmtp: z
         .strictObject({
-          // A POP3/IMAP login lets its client IP send (and relay) as if authenticated, for windowMinutes.
+          // A POP3/IMAP login lets its client IP send (and relay) as if authenticated, for windowSeconds (IceWarp "POP before SMTP (Min)" × 60).
           enabled: z.boolean().default(false),
-          windowMinutes: z.int().positive().max(1440).default(20),
+          windowSeconds: z.int().positive().max(86_400).default(1200),
           // The entry authorizes only senders the account may use (as SMTP AUTH would); off: any sender.
           sendersOfAccountOnly: z.boolean().default(true),
           // Dovecot's auth policy server protocol (auth_policy_server_url): "host:port" to listen on; empty: off.

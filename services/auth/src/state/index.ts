@@ -41,7 +41,7 @@ export async function openAuthState(loaded: LoadedConfig, current: () => LoadedC
   try {
     const l = a.lockout;
     const [logins, lockout, sending] = await Promise.all([
-      store.bucket<LoginEntry>('logins', { maxAgeSeconds: a.popBeforeSmtp.windowMinutes * 60 }),
+      store.bucket<LoginEntry>('logins', { maxAgeSeconds: a.popBeforeSmtp.windowSeconds }),
       store.bucket<FailureCounter>('lockout', {
         maxAgeSeconds: Math.max(l.windowSeconds, l.lockoutSeconds) + 60,
       }),

@@ -19,7 +19,7 @@ export interface PopCheck {
 
 /**
  * POP-before-SMTP entries: a successful POP3/IMAP login (reported by Dovecot's auth policy requests, a NATS
- * login event or RecordLogin) lets its client IP send as if authenticated for `windowMinutes`. One key per
+ * login event or RecordLogin) lets its client IP send as if authenticated for `windowSeconds`. One key per
  * client IP in a bucket whose max age is the window, so entries disappear by themselves (also in NATS KV).
  */
 export class PopLogins {
@@ -30,7 +30,7 @@ export class PopLogins {
   ) {}
 
   private window(): number {
-    return this.cfg().windowMinutes * 60_000;
+    return this.cfg().windowSeconds * 1000;
   }
 
   /** Stores a login; returns when the entry expires (Unix ms). */

@@ -12,7 +12,7 @@ function failedWays(s: Session, r: auth.ResolveSenderResponse, popEnabled: boole
       ? `${s.clientIp} is not one of the ${r.allowedIpCount} allowed IPs of ${r.domain}`
       : `${r.domain} has no allowed IPs (auth.domains[].localSenders.allowedIps)`,
     popEnabled
-      ? `no POP-before-SMTP login from ${s.clientIp} within auth.popBeforeSmtp.windowMinutes`
+      ? `no POP-before-SMTP login from ${s.clientIp} within auth.popBeforeSmtp.windowSeconds`
       : 'POP-before-SMTP is off (auth.popBeforeSmtp.enabled)',
   ].join('; ');
 }
