@@ -90,7 +90,11 @@ const decided = (ip: string, reason: string) =>
 async function expiry(ip: string, since: number): Promise<number> {
   await waitFor(
     'the POP-before-SMTP entry to expire',
-    async () => ((await mailFrom(ip, ALICE.user))[0] === UNAUTHORIZED ? true : (await sleep(250), undefined)),
+    async () => {
+      if ((await mailFrom(ip, ALICE.user))[0] === UNAUTHORIZED) return true;
+      await sleep(250);
+      return undefined;
+    },
     (WINDOW_SECONDS + 5) * 1000,
   );
   return Date.now() - since;

@@ -73,7 +73,8 @@ describe('PopLogins', () => {
   it('authorizes the IP for the window, by setting only for the account’s senders', async () => {
     let now = 10_000_000;
     const s = await store(() => now);
-    let cfg = parseConfig('auth: { popBeforeSmtp: { enabled: true, windowSeconds: 600 } }').auth.popBeforeSmtp;
+    let cfg = parseConfig('auth: { popBeforeSmtp: { enabled: true, windowSeconds: 600 } }').auth
+      .popBeforeSmtp;
     const p = new PopLogins(
       await s.bucket<LoginEntry>('logins', { maxAgeSeconds: 600 }),
       () => cfg,
