@@ -102,6 +102,16 @@ describe('sender (local-sender authorization, ownership, unknown local senders)'
     assert.equal(only(r.records).reasonCode, 'relay.denied.sender_unknown');
   });
 
+  it('looks the null sender up only for an account, whose local-only policy then applies', async () => {
+    assert.equal(sender.enabled?.(mailContext('')), false);
+    const s = newSession({ listener: 'submission' });
+    s.user = 'eve@example.test';
+    const ctx = mailContext('', { session: s, backends: local({ domainLocal: false, localOnly: true }) });
+    const r = await runPhase('mail', [sender], ctx);
+    assert.equal(r.refusal, undefined, 'a bounce is not refused for ownership');
+    assert.equal(ctx.tx.senderInfo?.localOnly, true);
+  });
+
   it('fails closed 451 4.3.0 by default when the directory cannot be asked', async () => {
     const backends = new FakeBackends({
       resolveSender: () => {

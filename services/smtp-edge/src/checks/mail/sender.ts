@@ -51,7 +51,8 @@ export const sender = defineCheck({
     'auth.domains[].localSenders',
     'auth.domains[].mailboxes[].sendAs',
   ],
-  enabled: (ctx) => ctx.cfg.edge.checks.sender.enabled && Boolean(ctx.input.address),
+  // The null sender is looked up only for an account (its local-only policy applies to bounces it sends too).
+  enabled: (ctx) => ctx.cfg.edge.checks.sender.enabled && Boolean(ctx.input.address || ctx.session.account),
   onBackendError: { reason: 'mail.sender_unavailable', mode: (cfg) => cfg.edge.checks.sender.failureMode },
   async run(ctx) {
     const s = ctx.session;
@@ -63,6 +64,7 @@ export const sender = defineCheck({
     });
     ctx.tx.senderInfo = r;
     const attributes = { domain: r.domain, owner: r.ownerAccount, allowed_ip_rule: r.allowedIpRule };
+    if (!ctx.input.address) return { outcome: 'pass', reason: 'mail.sender_remote' };
     if (c.ownership && s.user && !r.authenticatedUserMaySend) {
       return { outcome: 'fail', reason: 'mail.sender_not_owned', refuse: true, attributes };
     }
