@@ -166,6 +166,11 @@ export class FileKvStore implements KvStore {
         store.write({ b: name, k: key });
         return true;
       },
+      async keys(visit) {
+        for (const k of [...(store.data.get(name)?.keys() ?? [])]) {
+          if (store.live(name, k) && !visit(k)) break;
+        }
+      },
       async entries(prefix, limit) {
         const out: Array<[string, T]> = [];
         for (const k of [...(store.data.get(name)?.keys() ?? [])]) {

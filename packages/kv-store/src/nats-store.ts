@@ -110,6 +110,10 @@ export class NatsKvStore implements KvStore {
     return new NatsBucket<T>(full, kv);
   }
 
+  /**
+   * Drains the connection when the store opened it (one given to open() stays open). A drain cannot finish while
+   * NATS is unreachable (the client keeps reconnecting), so after drainTimeoutMs the connection is closed outright.
+   */
   async close(drainTimeoutMs = 2000): Promise<void> {
     if (!this.owns || this.nc.isClosed()) return;
     let timer: NodeJS.Timeout | undefined;
@@ -120,6 +124,10 @@ export class NatsKvStore implements KvStore {
     try {
       if ((await Promise.race([drained.then(() => 'drained' as const), timedOut])) === 'timeout')
         await this.nc.close();
+    } catch (err) {
+      // The drain failed: close anyway, and report why.
+      await this.nc.close();
+      throw err;
     } finally {
       clearTimeout(timer);
     }
@@ -190,18 +198,23 @@ class NatsBucket<T> implements KvBucket<T> {
     return deleted;
   }
 
-  async entries(prefix: string, limit: number): Promise<Array<[string, T]>> {
-    const keys: string[] = [];
+  /** One ordered consumer that delivers the headers of every key's last message: O(keys) messages. */
+  async keys(visit: (key: string) => boolean): Promise<void> {
     const iter = await this.kv.keys();
     try {
-      for await (const ek of iter) {
-        const k = decodeKey(ek);
-        if (k.startsWith(prefix)) keys.push(k);
-        if (keys.length >= limit) break;
-      }
+      for await (const ek of iter) if (!visit(decodeKey(ek))) break;
     } finally {
       iter.stop();
     }
+  }
+
+  async entries(prefix: string, limit: number): Promise<Array<[string, T]>> {
+    const keys: string[] = [];
+    if (limit <= 0) return [];
+    await this.keys((k) => {
+      if (k.startsWith(prefix)) keys.push(k);
+      return keys.length < limit;
+    });
     const out: Array<[string, T]> = [];
     for (const k of keys) {
       const v = await this.get(k);

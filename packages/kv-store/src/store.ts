@@ -13,6 +13,8 @@ export interface KvBucket<T> {
   delete(key: string): Promise<boolean>;
   /** Keys and values whose key starts with prefix (all when empty), at most limit. O(keys): admin use only. */
   entries(prefix: string, limit: number): Promise<Array<[string, T]>>;
+  /** Visits the live keys, stopping when visit returns false. O(keys): admin listings and stats only. */
+  keys(visit: (key: string) => boolean): Promise<void>;
 }
 
 /** Returned by an update function: leave the key as it is. */
