@@ -227,3 +227,17 @@ describe('sending limits, local-only, relay sender criteria', () => {
     assert.equal(only(pop.records).reasonCode, 'relay.granted.pop_before_smtp');
   });
 });
+
+describe('one definition of authorized: DNSBL refusals', () => {
+  it('does not refuse a listed client authorized by POP-before-SMTP or a trusted host name', async () => {
+    const { dnsbl } = await import('../rcpt/dnsbl.js');
+    const s = newSession();
+    s.reputation = Promise.resolve({ kind: 'listed', zone: 'dnsbl.test', answers: '127.0.0.2' });
+    assert.equal(dnsbl.enabled?.(rcptContext('alice@example.test', { session: s })), true);
+    s.popAccount = 'alice@example.test';
+    assert.equal(dnsbl.enabled?.(rcptContext('alice@example.test', { session: s })), false);
+    s.popAccount = '';
+    s.trustedRule = '.partner.test';
+    assert.equal(dnsbl.enabled?.(rcptContext('alice@example.test', { session: s })), false);
+  });
+});
