@@ -2,13 +2,15 @@
 import { hashPassword } from '@smtpguard/auth';
 import { loadConfig } from '@smtpguard/config';
 import { allReasons, explain } from '@smtpguard/reasons';
+import { authCommand, authUsage } from './auth.js';
 import { greylistCommand, greylistUsage } from './greylist.js';
 
 const usage = `usage: smtpguard <command> [--config FILE]
   hash-password [PASSWORD]   print a hash for auth.domains[].mailboxes[].passwordHash (reads stdin without PASSWORD)
   explain CODE               what a reason code means and how to resolve it
   reasons                    list every reason code
-${greylistUsage}`;
+${greylistUsage}
+${authUsage}`;
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -47,6 +49,11 @@ async function main(argv: string[]): Promise<number> {
     case 'reasons':
       for (const r of allReasons()) out(`${r.code.padEnd(32)} ${r.summary}`);
       return 0;
+    case 'auth': {
+      const address =
+        addressOpt ?? (configPath ? (await loadConfig(configPath)).config.auth.listen : '127.0.0.1:7101');
+      return authCommand(args.slice(1), address, out);
+    }
     case 'greylist': {
       const address =
         addressOpt ?? (configPath ? (await loadConfig(configPath)).config.greylist.listen : '127.0.0.1:7103');

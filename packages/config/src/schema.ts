@@ -145,6 +145,19 @@ const smtpHop = z.strictObject({
     .prefault({}),
 });
 
+// Messages and recipients an account may send per hour (fixed window); unset: the next level's value.
+const sendingLimits = z
+  .strictObject({
+    messagesPerHour: z.int().nonnegative().optional(),
+    recipientsPerHour: z.int().nonnegative().optional(),
+  })
+  .prefault({});
+
+// An alias target or list member: a full address, or a local part (resolved in the alias's own domain).
+const target = z
+  .string()
+  .regex(/^[^\s@<>]+(@[A-Za-z0-9.-]+\.?[A-Za-z0-9-]*)?$/, 'expected an address or a local part');
+
 const mailbox = z.strictObject({
   address: z.email(),
   // scrypt hash as printed by `smtpguard hash-password` (never a clear-text password).
@@ -152,16 +165,63 @@ const mailbox = z.strictObject({
     .string()
     .regex(/^scrypt\$/, 'expected a hash from `smtpguard hash-password` ("scrypt$...")'),
   disabled: z.boolean().default(false),
+  // MailEnable "Prevent user from authenticating": AUTH gets 504 5.7.1; the mailbox still receives mail.
+  preventAuth: z.boolean().default(false),
+  // Addresses (or @domain for a whole domain) this account may use as sender besides its own and its aliases.
+  sendAs: z.array(z.string()).default([]),
+  // MailEnable "User can only send to their local domain" (applies when the domain's remoteSending is perMailbox).
+  localOnly: z.boolean().default(false),
+  sendingLimits,
+});
+
+// An alias: its targets, or {targets, disabled}.
+const alias = z.union([
+  z.array(target),
+  z.strictObject({ targets: z.array(target), disabled: z.boolean().default(false) }),
+]);
+
+const list = z.strictObject({
+  members: z.array(target).default([]),
+  // "550 Distribution list is not active".
+  disabled: z.boolean().default(false),
+  // Who may post: anyone, members (the sender is a member), authenticated (SMTP AUTH or POP-before-SMTP), senders.
+  post: z.enum(['anyone', 'members', 'authenticated', 'senders']).default('anyone'),
+  // With post: senders, the addresses (or @domain) that may post.
+  senders: z.array(z.string()).default([]),
 });
 
 const domain = z.strictObject({
   name: z.string().min(1),
   mailboxes: z.array(mailbox).default([]),
-  // alias address -> list of target addresses
-  aliases: z.record(z.string(), z.array(z.string())).default({}),
+  // alias (local part or address) -> targets (addresses, or local parts of this domain), or {targets, disabled}.
+  aliases: z.record(z.string(), alias).default({}),
+  // Distribution lists: name (local part or address) -> members, disabled flag, who may post.
+  lists: z.record(z.string(), list).default({}),
   // Mailbox that receives mail for unknown addresses of this domain; empty for none.
   catchAll: z.string().default(''),
   disabled: z.boolean().default(false),
+  // Sender domains that may not send to this domain (MailEnable domain blacklist): 550 5.7.1 at RCPT.
+  blockedSenderDomains: z.array(z.string()).default([]),
+  // Local-sender authorization of this domain; unset keys follow auth.localSenders.
+  localSenders: z
+    .strictObject({
+      requireAuthorization: z.boolean().optional(),
+      refusal: z.enum(['permanent', 'temporary']).optional(),
+      message: z.string().optional(),
+      // Client IPs allowed to send as this domain without AUTH (GMS "AllowedSenderIP"): IP, CIDR, range, mask.
+      allowedIps: z.array(z.string()).default([]),
+    })
+    .prefault({}),
+  // allowed, localOnly, or perMailbox (each mailbox's localOnly). Applies when auth.remoteSending is perDomain.
+  remoteSending: z.enum(['allowed', 'localOnly', 'perMailbox']).default('perMailbox'),
+  sendingLimits,
+});
+
+// A domain this server takes mail for and passes on (backup MX, hMailServer route), without being local.
+const relayDomain = z.strictObject({
+  name: z.string().min(1),
+  // Route list: the addresses accepted; empty: any address of the domain.
+  recipients: z.array(z.string()).default([]),
 });
 
 const dnsZone = z.strictObject({
@@ -250,12 +310,16 @@ export const configSchema = z.strictObject({
         .default(1024 * 1024),
       // On SIGTERM: sessions in a transaction get this long to finish; then every session gets 421 4.3.2.
       shutdownGraceMs: z.int().nonnegative().default(10_000),
-      // Clients that may relay without AUTH: IPs, CIDRs (10.0.0.0/8) or ranges (192.168.0.1-50).
+      // Clients that may relay without AUTH: IPs, CIDRs (10.0.0.0/8), masks (10.0.0.0/255.0.0.0), wildcards
+      // (192.168.*.*), ranges (192.168.0.1-50), host names and .domains (forward-confirmed reverse DNS).
       trustedNetworks: z.array(z.string()).default([]),
       relay: z
         .strictObject({
           // authorized: AUTH or trusted IP may relay; open: anyone (never on the internet); closed: nobody.
           mode: z.enum(['authorized', 'open', 'closed']).default('authorized'),
+          // UNSAFE (MailEnable ME-I0106 "local address map"): a sender address that exists here may relay
+          // without authenticating. Anyone who guesses one address can relay spam through the server.
+          localSenders: z.boolean().default(false),
         })
         .prefault({}),
       // Timeouts a slow client cannot stretch (every one answers 421 4.4.2 and closes).
@@ -355,6 +419,27 @@ export const configSchema = z.strictObject({
               delayHeader: z.boolean().default(true),
             })
             .prefault({}),
+          // The sender at MAIL FROM (auth.ResolveSender): local-sender authorization, ownership, unknown senders.
+          sender: z
+            .strictObject({
+              enabled: z.boolean().default(true),
+              failureMode: failureMode.default('fail-closed'),
+              // "Authenticated senders must use valid sender address": 551 5.7.1 otherwise.
+              ownership: z.boolean().default(true),
+              // Unauthenticated senders whose local address does not exist or is disabled: 551 5.7.1.
+              unknownLocal: z.boolean().default(true),
+            })
+            .prefault({}),
+          // POP-before-SMTP lookups (auth.popBeforeSmtp). fail-open: the session goes on without that
+          // authorization (it may still be refused as unauthorized); fail-closed: 451 4.3.0.
+          popBeforeSmtp: checkMode('fail-open'),
+          // Hourly sending limits of accounts (auth.sendingLimits). fail-open: counted nowhere, accepted.
+          sendingLimits: z
+            .strictObject({
+              enabled: z.boolean().default(true),
+              failureMode: failureMode.default('fail-open'),
+            })
+            .prefault({}),
           spf: z
             .strictObject({
               // Evaluate SPF at MAIL FROM (decision spf.*; feeds greylist sender-pool keying).
@@ -374,7 +459,76 @@ export const configSchema = z.strictObject({
       listen: hostPort.default('127.0.0.1:7101'),
       // SASL mechanisms offered by the edge.
       mechanisms: z.array(z.enum(['PLAIN', 'LOGIN'])).default(['PLAIN', 'LOGIN']),
+      // Accept SASL PLAIN with an authorization identity other than the authentication identity (the session
+      // then still acts as the authenticated account). Off: 535 5.7.8.
+      allowAuthzid: z.boolean().default(false),
       domains: z.array(domain).default([]),
+      // Domains taken for and passed on without being local (no relay authorization needed), with route lists.
+      relayDomains: z.array(relayDomain).default([]),
+      // A sender in a local domain must come from an authorized session (GMS alert 8013, IceWarp "Reject if
+      // originator's domain is local and not authorized"); per domain under auth.domains[].localSenders.
+      localSenders: z
+        .strictObject({
+          requireAuthorization: z.boolean().default(true),
+          // permanent: 550 5.7.1; temporary: 451 4.7.1.
+          refusal: z.enum(['permanent', 'temporary']).default('permanent'),
+          // The administrator's words for the refusal (GMS "AllowedSenderIPMes"); empty: the catalog's.
+          message: z.string().default(''),
+        })
+        .prefault({}),
+      // MailEnable sender policy: allowed, localOnly (452 for remote recipients), or perDomain (the domains decide).
+      remoteSending: z.enum(['allowed', 'localOnly', 'perDomain']).default('perDomain'),
+      // Default hourly limits of every account (0: none); domains and mailboxes override.
+      sendingLimits: z
+        .strictObject({
+          messagesPerHour: z.int().nonnegative().default(0),
+          recipientsPerHour: z.int().nonnegative().default(0),
+        })
+        .prefault({}),
+      // Failed logins (SMTP AUTH, and those Dovecot reports) per account and per client IP.
+      lockout: z
+        .strictObject({
+          enabled: z.boolean().default(true),
+          // Failures of one account within windowSeconds that lock it.
+          accountThreshold: z.int().positive().default(10),
+          // Failures from one client IP (any accounts) within windowSeconds that lock the IP.
+          clientThreshold: z.int().positive().default(30),
+          windowSeconds: z.int().positive().default(900),
+          // How long a lock lasts (MailEnable 504 "Access to this user account has been denied").
+          lockoutSeconds: z.int().positive().default(900),
+          // Client IPs whose failures are never counted and which are never locked (IP, CIDR, range, mask).
+          allowlist: z.array(z.string()).default([]),
+        })
+        .prefault({}),
+      popBeforeSmtp: z
+        .strictObject({
+          // A POP3/IMAP login lets its client IP send (and relay) as if authenticated, for windowSeconds (IceWarp "POP before SMTP (Min)" × 60).
+          enabled: z.boolean().default(false),
+          windowSeconds: z.int().positive().max(86_400).default(1200),
+          // The entry authorizes only senders the account may use (as SMTP AUTH would); off: any sender.
+          sendersOfAccountOnly: z.boolean().default(true),
+          // Dovecot's auth policy server protocol (auth_policy_server_url): "host:port" to listen on; empty: off.
+          dovecotPolicyListen: z.string().default(''),
+          // When set, Dovecot must send this Authorization header value (auth_policy_server_api_header).
+          dovecotPolicyAuthorization: z.string().default(''),
+          // NATS subject of login events from other mailbox servers (JSON {account, clientIp, protocol}); needs nats.url.
+          natsSubject: z.string().default('smtpguard.login.v1.>'),
+        })
+        .prefault({}),
+      // Where logins, lockout and sending counters live: file (one process) or nats-kv (replicas; needs nats.url).
+      store: z
+        .strictObject({
+          type: z.enum(['file', 'nats-kv']).default('file'),
+          // Journal of the file store (below stateDir).
+          file: z.string().default('auth/state.jsonl'),
+          // KV buckets <prefix>_logins, <prefix>_lockout, <prefix>_sending.
+          bucketPrefix: z
+            .string()
+            .regex(/^[A-Za-z0-9_-]+$/)
+            .default('smtpguard_auth'),
+          replicas: z.int().min(1).max(5).default(1),
+        })
+        .prefault({}),
     })
     .prefault({}),
 

@@ -24,7 +24,17 @@ describe('ClientRules', () => {
   it('refuses garbage', () => {
     assert.throws(
       () => new ClientRules(['not a rule']),
-      /"not a rule" is not an IP, CIDR, range, host name or domain/,
+      /"not a rule" is not an IP, CIDR, mask, wildcard, range, host name or domain/,
     );
+  });
+});
+
+describe('ClientRules wildcards', () => {
+  it('takes *.domain as a domain rule and IP wildcards as IP rules', () => {
+    const rules = new ClientRules(['*.relay.test', '10.0.*.*']);
+    assert.equal(rules.hasNames, true);
+    assert.equal(rules.matchIp('10.0.3.4'), '10.0.*.*');
+    assert.equal(rules.matchName('a.relay.test'), '.relay.test');
+    assert.equal(rules.matchIp('10.1.3.4'), undefined);
   });
 });

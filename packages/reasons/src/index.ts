@@ -76,11 +76,16 @@ const ENHANCED = /^[245]\.\d{1,3}\.\d{1,3}$/;
  * and enhanced code (the next hop's answer passed on); it is used only when it is of the catalog reply's class
  * (4xx stays 4xx, 5xx stays 5xx), so a reason never turns a refusal into an acceptance or the reverse.
  */
-export function replyFor(code: string, vars: Vars, override?: { code?: number; enhanced?: string }): Reply {
+export function replyFor(
+  code: string,
+  vars: Vars,
+  override?: { code?: number; enhanced?: string; text?: string },
+): Reply {
   const r = reason(code);
   if (!r.reply) throw new Error(`reason "${code}" has no reply`);
-  // Values from the client (or the next hop) end up in the reply: keep them on one line.
-  const text = oneLine(render(r.reply.text, vars));
+  // Values from the client (or the next hop) end up in the reply: keep them on one line. An administrator's
+  // own words (a setting such as auth.localSenders.message) replace the catalog's text when given.
+  const text = oneLine(override?.text ? override.text : render(r.reply.text, vars));
   const cls = Math.floor(r.reply.code / 100);
   const replyCode =
     override?.code && Math.floor(override.code / 100) === cls && override.code < 600

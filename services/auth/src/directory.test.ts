@@ -72,3 +72,55 @@ auth:
     assert.equal(off.accountState('carol@off.test'), A.ACCOUNT_STATE_DOMAIN_DISABLED);
   });
 });
+
+describe('Directory: aliases, lists, block lists, routes', () => {
+  const d = parseConfig(`
+auth:
+  relayDomains:
+    - { name: backup.test, recipients: [known@backup.test] }
+    - { name: any.test }
+  domains:
+    - name: example.test
+      blockedSenderDomains: [spam.test]
+      mailboxes:
+        - { address: alice@example.test, passwordHash: "${HASH}" }
+        - { address: carol@example.test, passwordHash: "${HASH}" }
+      aliases:
+        short: [alice]
+        off: { targets: [alice], disabled: true }
+        selfloop: [selfloop]
+      lists:
+        team: { members: [alice, carol@example.test, partner@remote.test] }
+        closed: { members: [alice], disabled: true }
+        members-only: { members: [alice@example.test], post: members }
+        auth-only: { members: [alice], post: authenticated }
+        board: { members: [alice], post: senders, senders: ["@partner.test"] }
+`).auth;
+  const dir = new Directory(d.domains, d);
+  const r = (a: string, sender = '', account = '') => dir.resolveRecipient(a, { sender, account });
+  it('resolves a bare local part in the alias’s own domain and detects its loop', () => {
+    assert.deepEqual(r('short@example.test').deliveryAddresses, ['alice@example.test']);
+    assert.equal(r('selfloop@example.test').status, S.RECIPIENT_STATUS_ROUTING_LOOP);
+  });
+  it('refuses disabled aliases and lists, and who may not post', () => {
+    assert.equal(r('off@example.test').reasonCode, 'rcpt.alias_disabled');
+    assert.equal(r('closed@example.test').reasonCode, 'rcpt.list_disabled');
+    assert.deepEqual(r('team@example.test').deliveryAddresses, [
+      'alice@example.test',
+      'carol@example.test',
+      'partner@remote.test',
+    ]);
+    assert.equal(r('members-only@example.test', 'x@remote.test').reasonCode, 'rcpt.list_not_authorized');
+    assert.equal(r('members-only@example.test', 'alice@example.test').reasonCode, 'rcpt.local');
+    assert.equal(r('auth-only@example.test', 'alice@example.test').reasonCode, 'rcpt.list_not_authorized');
+    assert.equal(r('auth-only@example.test', 'x@y.test', 'alice@example.test').reasonCode, 'rcpt.local');
+    assert.equal(r('board@example.test', 'ceo@partner.test').reasonCode, 'rcpt.local');
+    assert.equal(r('board@example.test', 'ceo@other.test').reasonCode, 'rcpt.list_not_authorized');
+  });
+  it('blocks sender domains per recipient domain, and takes relay domains by route list', () => {
+    assert.equal(r('alice@example.test', 'x@mail.spam.test').reasonCode, 'rcpt.sender_blocked');
+    assert.equal(r('known@backup.test').reasonCode, 'rcpt.route');
+    assert.equal(r('other@backup.test').reasonCode, 'rcpt.not_in_route_list');
+    assert.equal(r('whoever@any.test').reasonCode, 'rcpt.route');
+  });
+});

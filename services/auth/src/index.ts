@@ -1,3 +1,6 @@
-export { Authenticator } from './authenticator.js';
-export { Directory, splitAddress } from './directory.js';
+export { type AuthAttempt, Authenticator, type AuthOutcome } from './authenticator.js';
+export { Directory, directoryFrom, splitAddress } from './directory.js';
+export { LoginRecorder } from './logins.js';
 export { hashPassword, verifyPassword } from './passwords.js';
+export * from './state/index.js';
+export { answerPolicy } from './transport/dovecot-policy.js';

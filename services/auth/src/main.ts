@@ -1,22 +1,67 @@
 import { runService } from '@smtpguard/service-runtime';
 import { Authenticator } from './authenticator.js';
-import { Directory } from './directory.js';
+import { type Directory, directoryFrom } from './directory.js';
+import { LoginRecorder } from './logins.js';
+import { openAuthState } from './state/index.js';
+import { startDovecotPolicy } from './transport/dovecot-policy.js';
 import { authServiceBinding } from './transport/grpc.js';
+import { subscribeLoginEvents } from './transport/login-events.js';
 
 runService('auth', async ({ config, logger }) => {
-  let directory = new Directory(config.current.config.auth.domains);
+  const cfg = () => config.current.config;
+  let directory: Directory = directoryFrom(cfg().auth);
   config.onChange((c) => {
-    directory = new Directory(c.config.auth.domains);
+    try {
+      directory = directoryFrom(c.config.auth);
+    } catch (err) {
+      logger.error({ err: (err as Error).message }, 'auth.domains rejected; keeping the previous directory');
+    }
   });
-  logger.info({ domains: config.current.config.auth.domains.map((d) => d.name) }, 'directory loaded');
+  logger.info({ domains: cfg().auth.domains.map((d) => d.name) }, 'directory loaded');
+  const state = await openAuthState(config.current, () => config.current);
   const authenticator = new Authenticator(
     () => directory,
-    () => config.current.config.auth.mechanisms,
+    () => cfg().auth,
+    state.lockout,
   );
+  const logins = new LoginRecorder(
+    () => directory,
+    state.logins,
+    state.lockout,
+    () => cfg().auth.popBeforeSmtp.enabled,
+  );
+  const pop = cfg().auth.popBeforeSmtp;
+  const policy = pop.dovecotPolicyListen
+    ? await startDovecotPolicy(
+        pop.dovecotPolicyListen,
+        () => cfg().auth.popBeforeSmtp.dovecotPolicyAuthorization,
+        logins,
+        logger,
+      )
+    : undefined;
+  const servers = cfg()
+    .nats.url.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const events =
+    pop.enabled && servers.length
+      ? await subscribeLoginEvents(
+          servers,
+          pop.natsSubject,
+          logins,
+          logger,
+          `smtpguard-auth-logins-${cfg().instance}`,
+        )
+      : undefined;
   return {
     grpc: {
       listen: (c) => c.auth.listen,
-      bindings: [authServiceBinding({ directory: () => directory, authenticator })],
+      bindings: [authServiceBinding({ directory: () => directory, authenticator, state, logins })],
+    },
+    stop: async () => {
+      await policy?.close();
+      await events?.close();
+      await state.store.close();
     },
   };
 });

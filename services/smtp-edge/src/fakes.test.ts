@@ -12,7 +12,7 @@ import type { auth, events, greylist, reputation } from '@smtpguard/contracts';
 import { type DecisionInput, DecisionRecorder } from '@smtpguard/decisions';
 import { BackendError } from '@smtpguard/grpc-kit';
 import { createLogger, type Logger } from '@smtpguard/logging';
-import { NetworkList } from '@smtpguard/networks';
+import { ClientRules } from '@smtpguard/networks';
 import type { BackendName, Backends } from './backends.js';
 import { type DataFacts, emptyFacts } from './data/inspector.js';
 import type { HopEnvelope, HopReply, HopTransaction, NextHop } from './delivery/next-hop.js';
@@ -80,6 +80,9 @@ interface Methods {
   authenticate: [auth.AuthenticateRequest, auth.AuthenticateResponse];
   resolveRecipient: [auth.ResolveRecipientRequest, auth.ResolveRecipientResponse];
   checkAccount: [auth.CheckAccountRequest, auth.CheckAccountResponse];
+  resolveSender: [auth.ResolveSenderRequest, auth.ResolveSenderResponse];
+  checkPopBeforeSmtp: [auth.CheckPopBeforeSmtpRequest, auth.CheckPopBeforeSmtpResponse];
+  consumeSendingQuota: [auth.ConsumeSendingQuotaRequest, auth.ConsumeSendingQuotaResponse];
   checkClient: [reputation.CheckClientRequest, reputation.CheckClientResponse];
   checkSender: [reputation.CheckSenderRequest, reputation.CheckSenderResponse];
   check: [greylist.CheckRequest, greylist.CheckResponse];
@@ -93,6 +96,9 @@ const OWNER: Record<MethodName, BackendName> = {
   authenticate: 'auth',
   resolveRecipient: 'auth',
   checkAccount: 'auth',
+  resolveSender: 'auth',
+  checkPopBeforeSmtp: 'auth',
+  consumeSendingQuota: 'auth',
   checkClient: 'reputation',
   checkSender: 'reputation',
   check: 'greylist',
@@ -115,6 +121,9 @@ export class FakeBackends {
     authenticate: this.stub('authenticate'),
     resolveRecipient: this.stub('resolveRecipient'),
     checkAccount: this.stub('checkAccount'),
+    resolveSender: this.stub('resolveSender'),
+    checkPopBeforeSmtp: this.stub('checkPopBeforeSmtp'),
+    consumeSendingQuota: this.stub('consumeSendingQuota'),
   };
   readonly reputation = { checkClient: this.stub('checkClient'), checkSender: this.stub('checkSender') };
   readonly greylist = { check: this.stub('check') };
@@ -259,7 +268,7 @@ export interface ContextOptions<P extends Phase> {
 export function checkContext<P extends Phase>(_phase: P, o: ContextOptions<P>): CheckContext<P> {
   const session = o.session ?? newSession();
   const nextHop = o.nextHop ?? new FakeNextHop();
-  const trusted = new NetworkList(o.trusted ?? []);
+  const trusted = new ClientRules(o.trusted ?? []);
   const deps: EngineDeps = {
     backends: (o.backends ?? new FakeBackends()).asBackends,
     nextHop: () => nextHop,

@@ -1,5 +1,5 @@
 import type { Config } from '@smtpguard/config';
-import { NetworkList } from '@smtpguard/networks';
+import { ClientRules } from '@smtpguard/networks';
 import type { ServiceContext, ServiceParts } from '@smtpguard/service-runtime';
 import { Backends } from './backends.js';
 import { prepareBufferDir } from './data/message-buffer.js';
@@ -10,9 +10,9 @@ import { Runner } from './engine/runner.js';
 import { Edge } from './smtp/edge.js';
 import { ConnectionTracker } from './smtp/limits.js';
 
-function trustedList(cfg: Config): NetworkList {
+function trustedList(cfg: Config): ClientRules {
   try {
-    return new NetworkList(cfg.edge.trustedNetworks);
+    return new ClientRules(cfg.edge.trustedNetworks);
   } catch (err) {
     throw new Error(`edge.trustedNetworks: ${(err as Error).message}`);
   }

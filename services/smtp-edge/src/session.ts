@@ -1,5 +1,5 @@
 import type { Context, Span } from '@opentelemetry/api';
-import { common } from '@smtpguard/contracts';
+import { type auth, common } from '@smtpguard/contracts';
 import type { Vars } from '@smtpguard/reasons';
 import { type HopTransaction, newMessageId } from './delivery/next-hop.js';
 
@@ -34,6 +34,8 @@ export class Transaction {
   hop: HopTransaction | undefined;
   /** Queue id of the message (Received header, spool file name, decisions, the 250 reply). */
   readonly messageId = newMessageId();
+  /** What the directory says about the sender (auth.ResolveSender at MAIL); unset when not looked up. */
+  senderInfo: auth.ResolveSenderResponse | undefined;
 
   constructor(
     readonly id: string,
@@ -68,8 +70,10 @@ export class Session {
   tls = false;
   /** Account after SMTP AUTH; "" otherwise. */
   user = '';
-  /** Entry of edge.trustedNetworks that matched the client; "" when none. */
+  /** Entry of edge.trustedNetworks that matched the client (IP at connect, host name at MAIL); "" when none. */
   trustedRule = '';
+  /** Account whose POP3/IMAP login authorizes the current transaction (POP-before-SMTP); "" when none. */
+  popAccount = '';
   /** The connect-time lookup of reputation.CheckClient (DNS block/allow lists, FCrDNS). */
   reputation: Promise<ClientReputation> | undefined;
   /** The client is on a DNS allow list (set when the connect lookup finished). */
@@ -95,12 +99,24 @@ export class Session {
     readonly hostname: string,
   ) {}
 
+  /**
+   * The one definition of "authorized" (relay, greylisting, DNSBL, submission, local senders): SMTP AUTH
+   * succeeded, or the client is trusted (IP rule, or host name on its verified reverse name), or a
+   * POP-before-SMTP entry exists for this IP (and, where configured, this sender).
+   */
   get authorized(): boolean {
-    return Boolean(this.user || this.trustedRule);
+    return Boolean(this.user || this.trustedRule || this.popAccount);
+  }
+
+  /** The account whose rights apply: the SMTP AUTH user, else the POP-before-SMTP account; "" for none. */
+  get account(): string {
+    return this.user || this.popAccount;
   }
 
   beginTransaction(sender: string, params: Params): Transaction {
     this.endTransaction();
+    // POP-before-SMTP is decided per transaction (the entry may expire, and may depend on the sender).
+    this.popAccount = '';
     this.transactions += 1;
     this.tx = new Transaction(`${this.id}.${this.transactions}`, sender, params);
     return this.tx;
@@ -116,6 +132,7 @@ export class Session {
     this.endTransaction();
     this.helo = '';
     this.user = '';
+    this.popAccount = '';
   }
 }
 

@@ -122,7 +122,10 @@ describe('bad config', () => {
       encoding: 'utf8',
     });
     assert.equal(r.status, 1);
-    assert.match(r.stderr, /edge\.trustedNetworks: "mail\.example\.org\/24" is not an IP, CIDR or range/);
+    assert.match(
+      r.stderr,
+      /edge\.trustedNetworks: "mail\.example\.org\/24" is not an IP, CIDR, mask, wildcard, range, host name or domain/,
+    );
   });
 
   it('a missing file is named', () => {
@@ -137,8 +140,25 @@ describe('bad config', () => {
 });
 
 describe('backends unreachable', () => {
-  it('auth down: recipients get 451 4.3.0 (fail-closed), never a 5xx', async () => {
+  it('auth down: senders and recipients get 451 4.3.0 (fail-closed), never a 5xx', async () => {
     const sys = await startTestSystem({ dnsServer: dns.address, services: ['smtp-edge'] });
+    try {
+      const m = await mxToAlice(sys);
+      assert.equal(m.code, 451, m.response);
+      assert.match(m.response, /^451 4\.3\.0 Sender <x@sender\.example> cannot be verified now/);
+    } finally {
+      await sys.stop();
+    }
+  });
+
+  it('auth down, sender checks fail-open: recipients get 451 4.3.0 (fail-closed), never a 5xx', async () => {
+    const sys = await startTestSystem({
+      dnsServer: dns.address,
+      services: ['smtp-edge'],
+      override: (c) => {
+        c.edge.checks.sender = { failureMode: 'fail-open' };
+      },
+    });
     try {
       const r = await mxToAlice(sys);
       assert.equal(r.code, 451, r.response);

@@ -111,7 +111,10 @@ describe('greylisting through the edge', () => {
     assert.equal(d.reason, 'greylist.whitelisted');
     const bad = cli('greylist', 'whitelist', 'add', 'client', 'not a rule');
     assert.equal(bad.status, 1);
-    assert.match(bad.stderr, /INVALID_ARGUMENT: "not a rule" is not an IP, CIDR, range, host name or domain/);
+    assert.match(
+      bad.stderr,
+      /INVALID_ARGUMENT: "not a rule" is not an IP, CIDR, mask, wildcard, range, host name or domain/,
+    );
     const rm = cli('greylist', 'whitelist', 'remove', 'client', '127.0.0.7');
     assert.equal(rm.status, 0, rm.stderr);
     // The replica that took the call drops its cached whitelist at once (other replicas within 5 s).

@@ -417,7 +417,12 @@ describe('STARTTLS and authentication', () => {
     // The pipelined NOOP was plaintext from before TLS: it must not be answered inside TLS.
     assert.equal(await c.cmd('MAIL FROM:<alice@example.test>'), '503 5.5.1 Send HELO/EHLO first');
     assert.match(await c.cmd('EHLO client.example'), /^250-mx\.example\.test Hello/);
-    assert.match(await c.cmd(`MAIL FROM:<${ALICE.user}>`), /^250 /);
+    assert.equal(
+      await c.cmd(`MAIL FROM:<${ALICE.user}>`),
+      '550 5.7.1 Sender <alice@example.test> is in a local domain: authenticate before sending as it',
+      'the AUTH of before STARTTLS no longer authorizes the local sender',
+    );
+    assert.match(await c.cmd('MAIL FROM:<someone@sender.example>'), /^250 /);
     assert.equal(
       await c.cmd('RCPT TO:<friend@remote.example>'),
       '550 5.7.1 Relaying denied: <friend@remote.example> is not local and you are not authorized to relay',

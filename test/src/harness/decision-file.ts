@@ -32,7 +32,9 @@ export async function readDecisions(dir: string): Promise<FileDecision[]> {
   } catch {
     return [];
   }
+  // The file is appended to while tests read it: only complete lines (a line still being written is left).
   return text
+    .slice(0, text.lastIndexOf('\n') + 1)
     .split('\n')
     .filter((l) => l.trim())
     .map((l) => JSON.parse(l) as FileDecision);

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { Config, FailureMode } from '@smtpguard/config';
 import type { Outcome, PhaseName } from '@smtpguard/decisions';
-import type { NetworkList } from '@smtpguard/networks';
+import type { ClientRules } from '@smtpguard/networks';
 import type { ReasonCode, Vars } from '@smtpguard/reasons';
 import type { Backends } from '../backends.js';
 import type { DataFacts } from '../data/inspector.js';
@@ -23,7 +23,7 @@ export interface Verdict<R extends ReasonCode = ReasonCode> {
   /** Send the reason's reply to the client and end the phase. */
   refuse?: boolean;
   /** Another server's code and enhanced code passed on (the next hop's answer), within the reply's class. */
-  replyOverride?: { code?: number; enhanced?: string };
+  replyOverride?: { code?: number; enhanced?: string; text?: string };
   /** Close the connection after the reply (a 421 closes anyway). */
   close?: boolean;
   /** Header fields the message gets when it is handed over (e.g. "Authentication-Results: ..."; no CRLF). */
@@ -34,7 +34,7 @@ export interface Verdict<R extends ReasonCode = ReasonCode> {
 export interface PhaseInputs {
   connect: Record<string, never>;
   helo: { command: 'HELO' | 'EHLO'; arg: string };
-  auth: { mechanism: string; username: string; password: string };
+  auth: { mechanism: string; username: string; password: string; authzid: string };
   mail: { address: string; params: Params };
   rcpt: { address: string; params: Params };
   data: { facts: DataFacts; message: MessageBody };
@@ -59,8 +59,8 @@ export interface MessageBody {
 export interface EngineDeps {
   backends: Backends;
   nextHop: () => NextHop;
-  /** edge.trustedNetworks, compiled. */
-  trusted: () => NetworkList;
+  /** edge.trustedNetworks, compiled (IP rules match at connect, host names on the verified reverse name). */
+  trusted: () => ClientRules;
   connections: ConnectionTracker;
 }
 

@@ -12,16 +12,22 @@ import { heloSyntax } from '../checks/helo/helo-syntax.js';
 import { accountRecheck } from '../checks/mail/account-recheck.js';
 import { emptySender } from '../checks/mail/empty-sender.js';
 import { mailParams } from '../checks/mail/mail-params.js';
+import { popBeforeSmtp } from '../checks/mail/pop-before-smtp.js';
+import { sender } from '../checks/mail/sender.js';
+import { sendingLimit } from '../checks/mail/sending-limit.js';
 import { spf } from '../checks/mail/spf.js';
 import { submissionAuth } from '../checks/mail/submission-auth.js';
+import { trustedHost } from '../checks/mail/trusted-host.js';
 import { delivery } from '../checks/queue/delivery.js';
 import { dnsbl } from '../checks/rcpt/dnsbl.js';
 import { greylist } from '../checks/rcpt/greylist.js';
 import { hopRecipientLimit } from '../checks/rcpt/hop-recipient-limit.js';
+import { localOnly } from '../checks/rcpt/local-only.js';
 import { nextHopRecipient } from '../checks/rcpt/next-hop-recipient.js';
 import { rcptParams } from '../checks/rcpt/rcpt-params.js';
 import { recipient } from '../checks/rcpt/recipient.js';
 import { recipientCount } from '../checks/rcpt/recipient-count.js';
+import { recipientQuota } from '../checks/rcpt/recipient-quota.js';
 import { relay } from '../checks/rcpt/relay.js';
 import type { PhaseLists } from './runner.js';
 
@@ -34,8 +40,31 @@ export const PHASES: PhaseLists = {
   connect: [connectionLimits, trustedNetwork, clientReputation],
   helo: [heloSyntax, heloFqdn, heloLiteral],
   auth: [authenticate],
-  mail: [submissionAuth, mailParams, emptySender, accountRecheck, spf],
-  rcpt: [rcptParams, recipientCount, hopRecipientLimit, recipient, relay, dnsbl, greylist, nextHopRecipient],
+  // Who is sending is settled first (account re-check, trusted host name, POP-before-SMTP), so that submission
+  // and the sender checks see the one definition of "authorized" (Session.authorized).
+  mail: [
+    mailParams,
+    emptySender,
+    accountRecheck,
+    trustedHost,
+    popBeforeSmtp,
+    submissionAuth,
+    sender,
+    sendingLimit,
+    spf,
+  ],
+  rcpt: [
+    rcptParams,
+    recipientCount,
+    hopRecipientLimit,
+    recipient,
+    relay,
+    localOnly,
+    recipientQuota,
+    dnsbl,
+    greylist,
+    nextHopRecipient,
+  ],
   // At the end of the message, on the facts the inspector gathered while it streamed to the next hop.
   data: [messageSize, lineEndings, lineLength, hopCount],
   queue: [delivery],

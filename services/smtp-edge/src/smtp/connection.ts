@@ -508,7 +508,14 @@ export class EdgeConnection extends SMTPConnection {
 
   onAuth(auth: SMTPServerAuthentication, done: (err: Error | null, user?: string) => void): void {
     const runner = this.host.runner;
-    const input = { mechanism: auth.method, username: auth.username ?? '', password: auth.password ?? '' };
+    // smtp-server gives SASL PLAIN's authorization identity as authzid (the authcid is the username).
+    const authzid = (auth as SMTPServerAuthentication & { authzid?: string }).authzid ?? '';
+    const input = {
+      mechanism: auth.method,
+      username: auth.username ?? '',
+      password: auth.password ?? '',
+      authzid,
+    };
     runner.run('auth', runner.context('auth', this.host.cfg(), this.state, input)).then(
       () => done(null, this.state.user),
       (err: unknown) => done(this.asReply(err)),

@@ -17,7 +17,7 @@ const PASSWORD = 'correct horse battery staple';
 
 function login(backends: FakeBackends, session: Session = newSession({ listener: 'submission' })) {
   return checkContext('auth', {
-    input: { mechanism: 'PLAIN', username: 'Alice', password: PASSWORD },
+    input: { mechanism: 'PLAIN', username: 'Alice', password: PASSWORD, authzid: '' },
     session,
     backends,
   });
@@ -96,7 +96,7 @@ describe('auth', () => {
   }
 
   it('refuses as bad credentials when the service gives a reason that is not an auth refusal', async () => {
-    for (const reasonCode of ['auth.ok', 'rcpt.unknown_user', 'auth.locked_out', '']) {
+    for (const reasonCode of ['auth.ok', 'rcpt.unknown_user', 'auth.nonsense', '']) {
       const backends = answering({ result: auth.AuthResult.AUTH_RESULT_LOCKED_OUT, reasonCode });
       const session = newSession({ listener: 'submission' });
       const r = await runPhase('auth', [authenticate], login(backends, session));

@@ -6,15 +6,15 @@ const ALWAYS_REACHABLE = new Set(['postmaster', 'abuse']);
 /**
  * Delivers the verdict of the connect-time lookup (client-reputation): a listed client's recipients are
  * refused 554 5.7.1, except postmaster and abuse; a failed lookup is refused 451 when the dnsbl check is
- * fail-closed. Authenticated sessions are not refused. Nothing is recorded for a clean client (the connect
- * decision says it).
+ * fail-closed. Authorized sessions (AUTH, a trusted host name, POP-before-SMTP; trusted IPs are not looked up)
+ * are not refused. Nothing is recorded for a clean client (the connect decision says it).
  */
 export const dnsbl = defineCheck({
   name: 'dnsbl',
   phase: 'rcpt',
   reasons: ['dnsbl.listed', 'dnsbl.exempt_recipient', 'dnsbl.error'],
   settings: ['edge.checks.dnsbl.enabled', 'edge.checks.dnsbl.failureMode'],
-  enabled: (ctx) => Boolean(ctx.session.reputation) && !ctx.session.user,
+  enabled: (ctx) => Boolean(ctx.session.reputation) && !ctx.session.authorized,
   async run(ctx) {
     const verdict = await ctx.session.reputation;
     if (!verdict || verdict.kind === 'clean') return undefined;

@@ -10,6 +10,11 @@ const REFUSALS = [
   'rcpt.mailbox_disabled',
   'rcpt.domain_disabled',
   'rcpt.routing_loop',
+  'rcpt.alias_disabled',
+  'rcpt.list_disabled',
+  'rcpt.list_not_authorized',
+  'rcpt.sender_blocked',
+  'rcpt.not_in_route_list',
 ] as const;
 type Refusal = (typeof REFUSALS)[number];
 const isRefusal = (code: string): code is Refusal =>
@@ -24,14 +29,22 @@ const isRefusal = (code: string): code is Refusal =>
 export const recipient = defineCheck({
   name: 'recipient',
   phase: 'rcpt',
-  reasons: ['rcpt.local', 'rcpt.catch_all', 'rcpt.not_local', ...REFUSALS, 'rcpt.lookup_unavailable'],
-  settings: ['auth.domains', 'edge.checks.recipient.failureMode'],
+  reasons: [
+    'rcpt.local',
+    'rcpt.catch_all',
+    'rcpt.route',
+    'rcpt.not_local',
+    ...REFUSALS,
+    'rcpt.lookup_unavailable',
+  ],
+  settings: ['auth.domains', 'auth.relayDomains', 'edge.checks.recipient.failureMode'],
   async run(ctx) {
     let r: auth.ResolveRecipientResponse;
     try {
       r = await ctx.deps.backends.call('auth', ctx.deps.backends.auth.resolveRecipient, {
         session: sessionContext(ctx.session),
         address: ctx.rcpt.address,
+        account: ctx.session.account,
       });
     } catch (err) {
       if (!(err instanceof BackendError)) throw err;
@@ -46,7 +59,15 @@ export const recipient = defineCheck({
         refuse: !accept,
       };
     }
-    const vars = { domain: r.domain, target: r.deliveryAddresses.join(', ') };
+    const list = ctx.cfg.auth.domains.find((d) => d.name.toLowerCase() === r.domain)?.lists[
+      ctx.rcpt.address.toLowerCase().split('@')[0] ?? ''
+    ];
+    const vars = {
+      domain: r.domain,
+      target: r.deliveryAddresses.join(', '),
+      account: ctx.session.account || 'none',
+      post: list?.post,
+    };
     switch (r.status) {
       case S.RECIPIENT_STATUS_MAILBOX:
       case S.RECIPIENT_STATUS_ALIAS:
@@ -58,6 +79,10 @@ export const recipient = defineCheck({
       case S.RECIPIENT_STATUS_CATCH_ALL:
         ctx.rcpt.local = true;
         return { outcome: 'pass', reason: 'rcpt.catch_all', vars };
+      case S.RECIPIENT_STATUS_ROUTE:
+        // A relay domain (backup MX): taken for without relay authorization.
+        ctx.rcpt.local = true;
+        return { outcome: 'pass', reason: 'rcpt.route', vars };
       case S.RECIPIENT_STATUS_NOT_LOCAL:
         return { outcome: 'skip', reason: 'rcpt.not_local', vars };
       default: {

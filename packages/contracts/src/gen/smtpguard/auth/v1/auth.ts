@@ -38,6 +38,8 @@ export enum AuthResult {
   AUTH_RESULT_LOCKED_OUT = 5,
   /** AUTH_RESULT_MECHANISM_UNSUPPORTED - The mechanism is not offered (504 5.5.4). */
   AUTH_RESULT_MECHANISM_UNSUPPORTED = 6,
+  /** AUTH_RESULT_AUTHZID_REFUSED - SASL PLAIN named an authorization identity other than the authentication identity (535 5.7.8). */
+  AUTH_RESULT_AUTHZID_REFUSED = 7,
   UNRECOGNIZED = -1,
 }
 
@@ -64,6 +66,9 @@ export function authResultFromJSON(object: any): AuthResult {
     case 6:
     case "AUTH_RESULT_MECHANISM_UNSUPPORTED":
       return AuthResult.AUTH_RESULT_MECHANISM_UNSUPPORTED;
+    case 7:
+    case "AUTH_RESULT_AUTHZID_REFUSED":
+      return AuthResult.AUTH_RESULT_AUTHZID_REFUSED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -87,6 +92,8 @@ export function authResultToJSON(object: AuthResult): string {
       return "AUTH_RESULT_LOCKED_OUT";
     case AuthResult.AUTH_RESULT_MECHANISM_UNSUPPORTED:
       return "AUTH_RESULT_MECHANISM_UNSUPPORTED";
+    case AuthResult.AUTH_RESULT_AUTHZID_REFUSED:
+      return "AUTH_RESULT_AUTHZID_REFUSED";
     case AuthResult.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -113,6 +120,14 @@ export enum RecipientStatus {
   RECIPIENT_STATUS_NOT_LOCAL = 10,
   /** RECIPIENT_STATUS_ROUTING_LOOP - Aliases loop or a catch-all points nowhere (550 5.4.6). */
   RECIPIENT_STATUS_ROUTING_LOOP = 11,
+  /** RECIPIENT_STATUS_LIST_NOT_AUTHORIZED - A distribution list the sender may not post to (550 5.7.1). */
+  RECIPIENT_STATUS_LIST_NOT_AUTHORIZED = 12,
+  /** RECIPIENT_STATUS_SENDER_BLOCKED - The recipient's domain blocks the sender's domain (550 5.7.1). */
+  RECIPIENT_STATUS_SENDER_BLOCKED = 13,
+  /** RECIPIENT_STATUS_ROUTE - A relay domain (auth.relayDomains) this server takes mail for; no relay authorization is needed. */
+  RECIPIENT_STATUS_ROUTE = 14,
+  /** RECIPIENT_STATUS_NOT_IN_ROUTE_LIST - A relay domain with a route list that does not hold the address (550 5.1.1). */
+  RECIPIENT_STATUS_NOT_IN_ROUTE_LIST = 15,
   UNRECOGNIZED = -1,
 }
 
@@ -154,6 +169,18 @@ export function recipientStatusFromJSON(object: any): RecipientStatus {
     case 11:
     case "RECIPIENT_STATUS_ROUTING_LOOP":
       return RecipientStatus.RECIPIENT_STATUS_ROUTING_LOOP;
+    case 12:
+    case "RECIPIENT_STATUS_LIST_NOT_AUTHORIZED":
+      return RecipientStatus.RECIPIENT_STATUS_LIST_NOT_AUTHORIZED;
+    case 13:
+    case "RECIPIENT_STATUS_SENDER_BLOCKED":
+      return RecipientStatus.RECIPIENT_STATUS_SENDER_BLOCKED;
+    case 14:
+    case "RECIPIENT_STATUS_ROUTE":
+      return RecipientStatus.RECIPIENT_STATUS_ROUTE;
+    case 15:
+    case "RECIPIENT_STATUS_NOT_IN_ROUTE_LIST":
+      return RecipientStatus.RECIPIENT_STATUS_NOT_IN_ROUTE_LIST;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -187,6 +214,14 @@ export function recipientStatusToJSON(object: RecipientStatus): string {
       return "RECIPIENT_STATUS_NOT_LOCAL";
     case RecipientStatus.RECIPIENT_STATUS_ROUTING_LOOP:
       return "RECIPIENT_STATUS_ROUTING_LOOP";
+    case RecipientStatus.RECIPIENT_STATUS_LIST_NOT_AUTHORIZED:
+      return "RECIPIENT_STATUS_LIST_NOT_AUTHORIZED";
+    case RecipientStatus.RECIPIENT_STATUS_SENDER_BLOCKED:
+      return "RECIPIENT_STATUS_SENDER_BLOCKED";
+    case RecipientStatus.RECIPIENT_STATUS_ROUTE:
+      return "RECIPIENT_STATUS_ROUTE";
+    case RecipientStatus.RECIPIENT_STATUS_NOT_IN_ROUTE_LIST:
+      return "RECIPIENT_STATUS_NOT_IN_ROUTE_LIST";
     case RecipientStatus.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -262,6 +297,45 @@ export function accountStateToJSON(object: AccountState): string {
   }
 }
 
+export enum LockoutKind {
+  LOCKOUT_KIND_UNSPECIFIED = 0,
+  LOCKOUT_KIND_ACCOUNT = 1,
+  LOCKOUT_KIND_CLIENT = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function lockoutKindFromJSON(object: any): LockoutKind {
+  switch (object) {
+    case 0:
+    case "LOCKOUT_KIND_UNSPECIFIED":
+      return LockoutKind.LOCKOUT_KIND_UNSPECIFIED;
+    case 1:
+    case "LOCKOUT_KIND_ACCOUNT":
+      return LockoutKind.LOCKOUT_KIND_ACCOUNT;
+    case 2:
+    case "LOCKOUT_KIND_CLIENT":
+      return LockoutKind.LOCKOUT_KIND_CLIENT;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return LockoutKind.UNRECOGNIZED;
+  }
+}
+
+export function lockoutKindToJSON(object: LockoutKind): string {
+  switch (object) {
+    case LockoutKind.LOCKOUT_KIND_UNSPECIFIED:
+      return "LOCKOUT_KIND_UNSPECIFIED";
+    case LockoutKind.LOCKOUT_KIND_ACCOUNT:
+      return "LOCKOUT_KIND_ACCOUNT";
+    case LockoutKind.LOCKOUT_KIND_CLIENT:
+      return "LOCKOUT_KIND_CLIENT";
+    case LockoutKind.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export interface AuthenticateRequest {
   session:
     | SessionContext
@@ -274,6 +348,8 @@ export interface AuthenticateRequest {
   /** Server challenge and client response (CRAM-MD5). */
   challenge: string;
   response: string;
+  /** Authorization identity (SASL PLAIN authzid); empty when the client sent none. */
+  authzid: string;
 }
 
 export interface AuthenticateResponse {
@@ -281,13 +357,17 @@ export interface AuthenticateResponse {
   /** Canonical account name (the primary address) when result is OK. */
   account: string;
   reasonCode: string;
-  /** Seconds until a locked-out account may try again. */
+  /** Seconds until a locked-out account (or client IP) may try again. */
   retryAfterSeconds: number;
+  /** Failed logins counted for the account (or the client IP, whichever locked) in the current window. */
+  failures: number;
 }
 
 export interface ResolveRecipientRequest {
   session: SessionContext | undefined;
   address: string;
+  /** The account whose rights apply (SMTP AUTH user, or the POP-before-SMTP account); empty for none. */
+  account: string;
 }
 
 export interface ResolveRecipientResponse {
@@ -302,6 +382,8 @@ export interface ResolveRecipientResponse {
 export interface ResolveSenderRequest {
   session: SessionContext | undefined;
   address: string;
+  /** The account whose rights apply (SMTP AUTH user, or the POP-before-SMTP account); empty for none. */
+  account: string;
 }
 
 export interface ResolveSenderResponse {
@@ -309,14 +391,27 @@ export interface ResolveSenderResponse {
   domainLocal: boolean;
   /** The address exists in the directory (mailbox, alias or list). */
   addressKnown: boolean;
-  /** Account that owns the address; empty when none. */
+  /** Account that owns the address (the mailbox, or an alias's single local mailbox); empty when none. */
   ownerAccount: string;
-  /** The authenticated user of the session may send as this address. */
+  /** The request's account may send as this address (its own, an alias pointing to it, or a send-as entry). */
   authenticatedUserMaySend: boolean;
-  /** The owning mailbox may only send to local domains. */
+  /** The request's account may only send to local domains (server, domain and mailbox policy). */
   localOnly: boolean;
+  /** The address (or its domain) is disabled. */
   disabled: boolean;
   reasonCode: string;
+  /** The sender's local domain (lower case); empty when not local. */
+  domain: string;
+  /** A local sender must come from an authorized session (the domain's setting, else the global one). */
+  authorizationRequired: boolean;
+  /** Refuse an unauthorized local sender temporarily (4xx) instead of permanently (5xx). */
+  refusalTemporary: boolean;
+  /** The administrator's words for the refusal; empty: the catalog's. */
+  refusalMessage: string;
+  /** The entry of the domain's allowed IPs that matched the client; empty when none. */
+  allowedIpRule: string;
+  /** How many allowed IPs the domain has (for the decision's detail). */
+  allowedIpCount: number;
 }
 
 export interface CheckPopBeforeSmtpRequest {
@@ -327,7 +422,13 @@ export interface CheckPopBeforeSmtpResponse {
   authorized: boolean;
   /** Account whose POP3/IMAP login authorized the IP. */
   account: string;
-  expiresAt: Date | undefined;
+  expiresAt:
+    | Date
+    | undefined;
+  /** pop.authorized, pop.no_entry, pop.sender_mismatch or pop.disabled. */
+  reasonCode: string;
+  /** Accounts with a live entry for the IP (for the decision's detail). */
+  accounts: string[];
 }
 
 export interface RecordLoginRequest {
@@ -345,16 +446,28 @@ export interface RecordLoginResponse {
 export interface ConsumeSendingQuotaRequest {
   session: SessionContext | undefined;
   account: string;
+  /** Messages to count (1 at MAIL FROM). */
   messages: number;
+  /** Recipients to count (1 at each RCPT TO). */
+  recipients: number;
 }
 
 export interface ConsumeSendingQuotaResponse {
+  /** Counted; false: over a limit, nothing was counted. */
   allowed: boolean;
   /** Messages per hour allowed for the account; 0 means unlimited. */
   limit: number;
+  /** Messages counted in the current window. */
   used: number;
-  resetsAt: Date | undefined;
+  resetsAt:
+    | Date
+    | undefined;
+  /** quota.ok, quota.messages_exceeded or quota.recipients_exceeded. */
   reasonCode: string;
+  /** Recipients per hour allowed for the account; 0 means unlimited. */
+  recipientLimit: number;
+  /** Recipients counted in the current window. */
+  recipientsUsed: number;
 }
 
 export interface CheckAccountRequest {
@@ -369,8 +482,68 @@ export interface CheckAccountResponse {
   state: AccountState;
 }
 
+export interface Lockout {
+  kind: LockoutKind;
+  /** The account name or the client IP. */
+  value: string;
+  /** Failed logins counted in the current window. */
+  failures: number;
+  windowStarted:
+    | Date
+    | undefined;
+  /** Set while locked. */
+  lockedUntil: Date | undefined;
+}
+
+export interface ListLockoutsRequest {
+  /** Only entries whose value contains this (all when empty). */
+  query: string;
+  limit: number;
+  /** Only entries that are locked now. */
+  lockedOnly: boolean;
+}
+
+export interface ListLockoutsResponse {
+  entries: Lockout[];
+}
+
+export interface ClearLockoutRequest {
+  /** Unspecified: both the account and the client IP of that value. */
+  kind: LockoutKind;
+  value: string;
+}
+
+export interface ClearLockoutResponse {
+  cleared: number;
+}
+
+export interface GetSendingCountersRequest {
+  account: string;
+}
+
+export interface GetSendingCountersResponse {
+  account: string;
+  messages: number;
+  recipients: number;
+  windowStarted:
+    | Date
+    | undefined;
+  /** Limits in force for the account (0: unlimited) and where they come from (mailbox, domain, global). */
+  messageLimit: number;
+  recipientLimit: number;
+  limitSource: string;
+}
+
+export interface ResetSendingCountersRequest {
+  account: string;
+}
+
+export interface ResetSendingCountersResponse {
+  reset: boolean;
+}
+
 function createBaseAuthenticateRequest(): AuthenticateRequest {
-  return { session: undefined, mechanism: "", username: "", password: "", challenge: "", response: "" };
+  return { session: undefined, mechanism: "", username: "", password: "", challenge: "", response: "", authzid: "" };
 }
 
 export const AuthenticateRequest: MessageFns<AuthenticateRequest> = {
@@ -392,6 +565,9 @@ export const AuthenticateRequest: MessageFns<AuthenticateRequest> = {
     }
     if (message.response !== "") {
       writer.uint32(50).string(message.response);
+    }
+    if (message.authzid !== "") {
+      writer.uint32(58).string(message.authzid);
     }
     return writer;
   },
@@ -457,6 +633,14 @@ export const AuthenticateRequest: MessageFns<AuthenticateRequest> = {
             message.response = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.authzid = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -477,6 +661,7 @@ export const AuthenticateRequest: MessageFns<AuthenticateRequest> = {
       password: isSet(object.password) ? globalThis.String(object.password) : "",
       challenge: isSet(object.challenge) ? globalThis.String(object.challenge) : "",
       response: isSet(object.response) ? globalThis.String(object.response) : "",
+      authzid: isSet(object.authzid) ? globalThis.String(object.authzid) : "",
     };
   },
 
@@ -500,6 +685,9 @@ export const AuthenticateRequest: MessageFns<AuthenticateRequest> = {
     if (message.response !== "") {
       obj.response = message.response;
     }
+    if (message.authzid !== "") {
+      obj.authzid = message.authzid;
+    }
     return obj;
   },
 
@@ -516,12 +704,13 @@ export const AuthenticateRequest: MessageFns<AuthenticateRequest> = {
     message.password = object.password ?? "";
     message.challenge = object.challenge ?? "";
     message.response = object.response ?? "";
+    message.authzid = object.authzid ?? "";
     return message;
   },
 };
 
 function createBaseAuthenticateResponse(): AuthenticateResponse {
-  return { result: 0, account: "", reasonCode: "", retryAfterSeconds: 0 };
+  return { result: 0, account: "", reasonCode: "", retryAfterSeconds: 0, failures: 0 };
 }
 
 export const AuthenticateResponse: MessageFns<AuthenticateResponse> = {
@@ -537,6 +726,9 @@ export const AuthenticateResponse: MessageFns<AuthenticateResponse> = {
     }
     if (message.retryAfterSeconds !== 0) {
       writer.uint32(32).uint32(message.retryAfterSeconds);
+    }
+    if (message.failures !== 0) {
+      writer.uint32(40).uint32(message.failures);
     }
     return writer;
   },
@@ -586,6 +778,14 @@ export const AuthenticateResponse: MessageFns<AuthenticateResponse> = {
             message.retryAfterSeconds = reader.uint32();
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.failures = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -612,6 +812,7 @@ export const AuthenticateResponse: MessageFns<AuthenticateResponse> = {
         : isSet(object.retry_after_seconds)
         ? globalThis.Number(object.retry_after_seconds)
         : 0,
+      failures: isSet(object.failures) ? globalThis.Number(object.failures) : 0,
     };
   },
 
@@ -629,6 +830,9 @@ export const AuthenticateResponse: MessageFns<AuthenticateResponse> = {
     if (message.retryAfterSeconds !== 0) {
       obj.retryAfterSeconds = Math.round(message.retryAfterSeconds);
     }
+    if (message.failures !== 0) {
+      obj.failures = Math.round(message.failures);
+    }
     return obj;
   },
 
@@ -641,12 +845,13 @@ export const AuthenticateResponse: MessageFns<AuthenticateResponse> = {
     message.account = object.account ?? "";
     message.reasonCode = object.reasonCode ?? "";
     message.retryAfterSeconds = object.retryAfterSeconds ?? 0;
+    message.failures = object.failures ?? 0;
     return message;
   },
 };
 
 function createBaseResolveRecipientRequest(): ResolveRecipientRequest {
-  return { session: undefined, address: "" };
+  return { session: undefined, address: "", account: "" };
 }
 
 export const ResolveRecipientRequest: MessageFns<ResolveRecipientRequest> = {
@@ -656,6 +861,9 @@ export const ResolveRecipientRequest: MessageFns<ResolveRecipientRequest> = {
     }
     if (message.address !== "") {
       writer.uint32(18).string(message.address);
+    }
+    if (message.account !== "") {
+      writer.uint32(26).string(message.account);
     }
     return writer;
   },
@@ -689,6 +897,14 @@ export const ResolveRecipientRequest: MessageFns<ResolveRecipientRequest> = {
             message.address = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.account = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -705,6 +921,7 @@ export const ResolveRecipientRequest: MessageFns<ResolveRecipientRequest> = {
     return {
       session: isSet(object.session) ? SessionContext.fromJSON(object.session) : undefined,
       address: isSet(object.address) ? globalThis.String(object.address) : "",
+      account: isSet(object.account) ? globalThis.String(object.account) : "",
     };
   },
 
@@ -715,6 +932,9 @@ export const ResolveRecipientRequest: MessageFns<ResolveRecipientRequest> = {
     }
     if (message.address !== "") {
       obj.address = message.address;
+    }
+    if (message.account !== "") {
+      obj.account = message.account;
     }
     return obj;
   },
@@ -728,6 +948,7 @@ export const ResolveRecipientRequest: MessageFns<ResolveRecipientRequest> = {
       ? SessionContext.fromPartial(object.session)
       : undefined;
     message.address = object.address ?? "";
+    message.account = object.account ?? "";
     return message;
   },
 };
@@ -858,7 +1079,7 @@ export const ResolveRecipientResponse: MessageFns<ResolveRecipientResponse> = {
 };
 
 function createBaseResolveSenderRequest(): ResolveSenderRequest {
-  return { session: undefined, address: "" };
+  return { session: undefined, address: "", account: "" };
 }
 
 export const ResolveSenderRequest: MessageFns<ResolveSenderRequest> = {
@@ -868,6 +1089,9 @@ export const ResolveSenderRequest: MessageFns<ResolveSenderRequest> = {
     }
     if (message.address !== "") {
       writer.uint32(18).string(message.address);
+    }
+    if (message.account !== "") {
+      writer.uint32(26).string(message.account);
     }
     return writer;
   },
@@ -901,6 +1125,14 @@ export const ResolveSenderRequest: MessageFns<ResolveSenderRequest> = {
             message.address = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.account = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -917,6 +1149,7 @@ export const ResolveSenderRequest: MessageFns<ResolveSenderRequest> = {
     return {
       session: isSet(object.session) ? SessionContext.fromJSON(object.session) : undefined,
       address: isSet(object.address) ? globalThis.String(object.address) : "",
+      account: isSet(object.account) ? globalThis.String(object.account) : "",
     };
   },
 
@@ -927,6 +1160,9 @@ export const ResolveSenderRequest: MessageFns<ResolveSenderRequest> = {
     }
     if (message.address !== "") {
       obj.address = message.address;
+    }
+    if (message.account !== "") {
+      obj.account = message.account;
     }
     return obj;
   },
@@ -940,6 +1176,7 @@ export const ResolveSenderRequest: MessageFns<ResolveSenderRequest> = {
       ? SessionContext.fromPartial(object.session)
       : undefined;
     message.address = object.address ?? "";
+    message.account = object.account ?? "";
     return message;
   },
 };
@@ -953,6 +1190,12 @@ function createBaseResolveSenderResponse(): ResolveSenderResponse {
     localOnly: false,
     disabled: false,
     reasonCode: "",
+    domain: "",
+    authorizationRequired: false,
+    refusalTemporary: false,
+    refusalMessage: "",
+    allowedIpRule: "",
+    allowedIpCount: 0,
   };
 }
 
@@ -978,6 +1221,24 @@ export const ResolveSenderResponse: MessageFns<ResolveSenderResponse> = {
     }
     if (message.reasonCode !== "") {
       writer.uint32(58).string(message.reasonCode);
+    }
+    if (message.domain !== "") {
+      writer.uint32(66).string(message.domain);
+    }
+    if (message.authorizationRequired !== false) {
+      writer.uint32(72).bool(message.authorizationRequired);
+    }
+    if (message.refusalTemporary !== false) {
+      writer.uint32(80).bool(message.refusalTemporary);
+    }
+    if (message.refusalMessage !== "") {
+      writer.uint32(90).string(message.refusalMessage);
+    }
+    if (message.allowedIpRule !== "") {
+      writer.uint32(98).string(message.allowedIpRule);
+    }
+    if (message.allowedIpCount !== 0) {
+      writer.uint32(104).uint32(message.allowedIpCount);
     }
     return writer;
   },
@@ -1051,6 +1312,54 @@ export const ResolveSenderResponse: MessageFns<ResolveSenderResponse> = {
             message.reasonCode = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.domain = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.authorizationRequired = reader.bool();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.refusalTemporary = reader.bool();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.refusalMessage = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.allowedIpRule = reader.string();
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.allowedIpCount = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1096,6 +1405,32 @@ export const ResolveSenderResponse: MessageFns<ResolveSenderResponse> = {
         : isSet(object.reason_code)
         ? globalThis.String(object.reason_code)
         : "",
+      domain: isSet(object.domain) ? globalThis.String(object.domain) : "",
+      authorizationRequired: isSet(object.authorizationRequired)
+        ? globalThis.Boolean(object.authorizationRequired)
+        : isSet(object.authorization_required)
+        ? globalThis.Boolean(object.authorization_required)
+        : false,
+      refusalTemporary: isSet(object.refusalTemporary)
+        ? globalThis.Boolean(object.refusalTemporary)
+        : isSet(object.refusal_temporary)
+        ? globalThis.Boolean(object.refusal_temporary)
+        : false,
+      refusalMessage: isSet(object.refusalMessage)
+        ? globalThis.String(object.refusalMessage)
+        : isSet(object.refusal_message)
+        ? globalThis.String(object.refusal_message)
+        : "",
+      allowedIpRule: isSet(object.allowedIpRule)
+        ? globalThis.String(object.allowedIpRule)
+        : isSet(object.allowed_ip_rule)
+        ? globalThis.String(object.allowed_ip_rule)
+        : "",
+      allowedIpCount: isSet(object.allowedIpCount)
+        ? globalThis.Number(object.allowedIpCount)
+        : isSet(object.allowed_ip_count)
+        ? globalThis.Number(object.allowed_ip_count)
+        : 0,
     };
   },
 
@@ -1122,6 +1457,24 @@ export const ResolveSenderResponse: MessageFns<ResolveSenderResponse> = {
     if (message.reasonCode !== "") {
       obj.reasonCode = message.reasonCode;
     }
+    if (message.domain !== "") {
+      obj.domain = message.domain;
+    }
+    if (message.authorizationRequired !== false) {
+      obj.authorizationRequired = message.authorizationRequired;
+    }
+    if (message.refusalTemporary !== false) {
+      obj.refusalTemporary = message.refusalTemporary;
+    }
+    if (message.refusalMessage !== "") {
+      obj.refusalMessage = message.refusalMessage;
+    }
+    if (message.allowedIpRule !== "") {
+      obj.allowedIpRule = message.allowedIpRule;
+    }
+    if (message.allowedIpCount !== 0) {
+      obj.allowedIpCount = Math.round(message.allowedIpCount);
+    }
     return obj;
   },
 
@@ -1137,6 +1490,12 @@ export const ResolveSenderResponse: MessageFns<ResolveSenderResponse> = {
     message.localOnly = object.localOnly ?? false;
     message.disabled = object.disabled ?? false;
     message.reasonCode = object.reasonCode ?? "";
+    message.domain = object.domain ?? "";
+    message.authorizationRequired = object.authorizationRequired ?? false;
+    message.refusalTemporary = object.refusalTemporary ?? false;
+    message.refusalMessage = object.refusalMessage ?? "";
+    message.allowedIpRule = object.allowedIpRule ?? "";
+    message.allowedIpCount = object.allowedIpCount ?? 0;
     return message;
   },
 };
@@ -1211,7 +1570,7 @@ export const CheckPopBeforeSmtpRequest: MessageFns<CheckPopBeforeSmtpRequest> = 
 };
 
 function createBaseCheckPopBeforeSmtpResponse(): CheckPopBeforeSmtpResponse {
-  return { authorized: false, account: "", expiresAt: undefined };
+  return { authorized: false, account: "", expiresAt: undefined, reasonCode: "", accounts: [] };
 }
 
 export const CheckPopBeforeSmtpResponse: MessageFns<CheckPopBeforeSmtpResponse> = {
@@ -1224,6 +1583,12 @@ export const CheckPopBeforeSmtpResponse: MessageFns<CheckPopBeforeSmtpResponse> 
     }
     if (message.expiresAt !== undefined) {
       Timestamp.encode(toTimestamp(message.expiresAt), writer.uint32(26).fork()).join();
+    }
+    if (message.reasonCode !== "") {
+      writer.uint32(34).string(message.reasonCode);
+    }
+    for (const v of message.accounts) {
+      writer.uint32(42).string(v!);
     }
     return writer;
   },
@@ -1265,6 +1630,22 @@ export const CheckPopBeforeSmtpResponse: MessageFns<CheckPopBeforeSmtpResponse> 
             message.expiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.reasonCode = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.accounts.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1286,6 +1667,12 @@ export const CheckPopBeforeSmtpResponse: MessageFns<CheckPopBeforeSmtpResponse> 
         : isSet(object.expires_at)
         ? fromJsonTimestamp(object.expires_at)
         : undefined,
+      reasonCode: isSet(object.reasonCode)
+        ? globalThis.String(object.reasonCode)
+        : isSet(object.reason_code)
+        ? globalThis.String(object.reason_code)
+        : "",
+      accounts: globalThis.Array.isArray(object?.accounts) ? object.accounts.map((e: any) => globalThis.String(e)) : [],
     };
   },
 
@@ -1300,6 +1687,12 @@ export const CheckPopBeforeSmtpResponse: MessageFns<CheckPopBeforeSmtpResponse> 
     if (message.expiresAt !== undefined) {
       obj.expiresAt = message.expiresAt.toISOString();
     }
+    if (message.reasonCode !== "") {
+      obj.reasonCode = message.reasonCode;
+    }
+    if (message.accounts?.length) {
+      obj.accounts = message.accounts;
+    }
     return obj;
   },
 
@@ -1311,6 +1704,8 @@ export const CheckPopBeforeSmtpResponse: MessageFns<CheckPopBeforeSmtpResponse> 
     message.authorized = object.authorized ?? false;
     message.account = object.account ?? "";
     message.expiresAt = object.expiresAt ?? undefined;
+    message.reasonCode = object.reasonCode ?? "";
+    message.accounts = object.accounts?.map((e) => e) || [];
     return message;
   },
 };
@@ -1510,7 +1905,7 @@ export const RecordLoginResponse: MessageFns<RecordLoginResponse> = {
 };
 
 function createBaseConsumeSendingQuotaRequest(): ConsumeSendingQuotaRequest {
-  return { session: undefined, account: "", messages: 0 };
+  return { session: undefined, account: "", messages: 0, recipients: 0 };
 }
 
 export const ConsumeSendingQuotaRequest: MessageFns<ConsumeSendingQuotaRequest> = {
@@ -1523,6 +1918,9 @@ export const ConsumeSendingQuotaRequest: MessageFns<ConsumeSendingQuotaRequest> 
     }
     if (message.messages !== 0) {
       writer.uint32(24).uint32(message.messages);
+    }
+    if (message.recipients !== 0) {
+      writer.uint32(32).uint32(message.recipients);
     }
     return writer;
   },
@@ -1564,6 +1962,14 @@ export const ConsumeSendingQuotaRequest: MessageFns<ConsumeSendingQuotaRequest> 
             message.messages = reader.uint32();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.recipients = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1581,6 +1987,7 @@ export const ConsumeSendingQuotaRequest: MessageFns<ConsumeSendingQuotaRequest> 
       session: isSet(object.session) ? SessionContext.fromJSON(object.session) : undefined,
       account: isSet(object.account) ? globalThis.String(object.account) : "",
       messages: isSet(object.messages) ? globalThis.Number(object.messages) : 0,
+      recipients: isSet(object.recipients) ? globalThis.Number(object.recipients) : 0,
     };
   },
 
@@ -1595,6 +2002,9 @@ export const ConsumeSendingQuotaRequest: MessageFns<ConsumeSendingQuotaRequest> 
     if (message.messages !== 0) {
       obj.messages = Math.round(message.messages);
     }
+    if (message.recipients !== 0) {
+      obj.recipients = Math.round(message.recipients);
+    }
     return obj;
   },
 
@@ -1608,12 +2018,21 @@ export const ConsumeSendingQuotaRequest: MessageFns<ConsumeSendingQuotaRequest> 
       : undefined;
     message.account = object.account ?? "";
     message.messages = object.messages ?? 0;
+    message.recipients = object.recipients ?? 0;
     return message;
   },
 };
 
 function createBaseConsumeSendingQuotaResponse(): ConsumeSendingQuotaResponse {
-  return { allowed: false, limit: 0, used: 0, resetsAt: undefined, reasonCode: "" };
+  return {
+    allowed: false,
+    limit: 0,
+    used: 0,
+    resetsAt: undefined,
+    reasonCode: "",
+    recipientLimit: 0,
+    recipientsUsed: 0,
+  };
 }
 
 export const ConsumeSendingQuotaResponse: MessageFns<ConsumeSendingQuotaResponse> = {
@@ -1632,6 +2051,12 @@ export const ConsumeSendingQuotaResponse: MessageFns<ConsumeSendingQuotaResponse
     }
     if (message.reasonCode !== "") {
       writer.uint32(42).string(message.reasonCode);
+    }
+    if (message.recipientLimit !== 0) {
+      writer.uint32(48).uint32(message.recipientLimit);
+    }
+    if (message.recipientsUsed !== 0) {
+      writer.uint32(56).uint32(message.recipientsUsed);
     }
     return writer;
   },
@@ -1689,6 +2114,22 @@ export const ConsumeSendingQuotaResponse: MessageFns<ConsumeSendingQuotaResponse
             message.reasonCode = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.recipientLimit = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.recipientsUsed = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1716,6 +2157,16 @@ export const ConsumeSendingQuotaResponse: MessageFns<ConsumeSendingQuotaResponse
         : isSet(object.reason_code)
         ? globalThis.String(object.reason_code)
         : "",
+      recipientLimit: isSet(object.recipientLimit)
+        ? globalThis.Number(object.recipientLimit)
+        : isSet(object.recipient_limit)
+        ? globalThis.Number(object.recipient_limit)
+        : 0,
+      recipientsUsed: isSet(object.recipientsUsed)
+        ? globalThis.Number(object.recipientsUsed)
+        : isSet(object.recipients_used)
+        ? globalThis.Number(object.recipients_used)
+        : 0,
     };
   },
 
@@ -1736,6 +2187,12 @@ export const ConsumeSendingQuotaResponse: MessageFns<ConsumeSendingQuotaResponse
     if (message.reasonCode !== "") {
       obj.reasonCode = message.reasonCode;
     }
+    if (message.recipientLimit !== 0) {
+      obj.recipientLimit = Math.round(message.recipientLimit);
+    }
+    if (message.recipientsUsed !== 0) {
+      obj.recipientsUsed = Math.round(message.recipientsUsed);
+    }
     return obj;
   },
 
@@ -1749,6 +2206,8 @@ export const ConsumeSendingQuotaResponse: MessageFns<ConsumeSendingQuotaResponse
     message.used = object.used ?? 0;
     message.resetsAt = object.resetsAt ?? undefined;
     message.reasonCode = object.reasonCode ?? "";
+    message.recipientLimit = object.recipientLimit ?? 0;
+    message.recipientsUsed = object.recipientsUsed ?? 0;
     return message;
   },
 };
@@ -1907,6 +2366,863 @@ export const CheckAccountResponse: MessageFns<CheckAccountResponse> = {
   },
 };
 
+function createBaseLockout(): Lockout {
+  return { kind: 0, value: "", failures: 0, windowStarted: undefined, lockedUntil: undefined };
+}
+
+export const Lockout: MessageFns<Lockout> = {
+  encode(message: Lockout, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.kind !== 0) {
+      writer.uint32(8).int32(message.kind);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    if (message.failures !== 0) {
+      writer.uint32(24).uint32(message.failures);
+    }
+    if (message.windowStarted !== undefined) {
+      Timestamp.encode(toTimestamp(message.windowStarted), writer.uint32(34).fork()).join();
+    }
+    if (message.lockedUntil !== undefined) {
+      Timestamp.encode(toTimestamp(message.lockedUntil), writer.uint32(42).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Lockout {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLockout();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.kind = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.failures = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.windowStarted = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.lockedUntil = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Lockout {
+    return {
+      kind: isSet(object.kind) ? lockoutKindFromJSON(object.kind) : 0,
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+      failures: isSet(object.failures) ? globalThis.Number(object.failures) : 0,
+      windowStarted: isSet(object.windowStarted)
+        ? fromJsonTimestamp(object.windowStarted)
+        : isSet(object.window_started)
+        ? fromJsonTimestamp(object.window_started)
+        : undefined,
+      lockedUntil: isSet(object.lockedUntil)
+        ? fromJsonTimestamp(object.lockedUntil)
+        : isSet(object.locked_until)
+        ? fromJsonTimestamp(object.locked_until)
+        : undefined,
+    };
+  },
+
+  toJSON(message: Lockout): unknown {
+    const obj: any = {};
+    if (message.kind !== 0) {
+      obj.kind = lockoutKindToJSON(message.kind);
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    if (message.failures !== 0) {
+      obj.failures = Math.round(message.failures);
+    }
+    if (message.windowStarted !== undefined) {
+      obj.windowStarted = message.windowStarted.toISOString();
+    }
+    if (message.lockedUntil !== undefined) {
+      obj.lockedUntil = message.lockedUntil.toISOString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Lockout>): Lockout {
+    return Lockout.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Lockout>): Lockout {
+    const message = createBaseLockout();
+    message.kind = object.kind ?? 0;
+    message.value = object.value ?? "";
+    message.failures = object.failures ?? 0;
+    message.windowStarted = object.windowStarted ?? undefined;
+    message.lockedUntil = object.lockedUntil ?? undefined;
+    return message;
+  },
+};
+
+function createBaseListLockoutsRequest(): ListLockoutsRequest {
+  return { query: "", limit: 0, lockedOnly: false };
+}
+
+export const ListLockoutsRequest: MessageFns<ListLockoutsRequest> = {
+  encode(message: ListLockoutsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.query !== "") {
+      writer.uint32(10).string(message.query);
+    }
+    if (message.limit !== 0) {
+      writer.uint32(16).uint32(message.limit);
+    }
+    if (message.lockedOnly !== false) {
+      writer.uint32(24).bool(message.lockedOnly);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListLockoutsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListLockoutsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.query = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.limit = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.lockedOnly = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListLockoutsRequest {
+    return {
+      query: isSet(object.query) ? globalThis.String(object.query) : "",
+      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+      lockedOnly: isSet(object.lockedOnly)
+        ? globalThis.Boolean(object.lockedOnly)
+        : isSet(object.locked_only)
+        ? globalThis.Boolean(object.locked_only)
+        : false,
+    };
+  },
+
+  toJSON(message: ListLockoutsRequest): unknown {
+    const obj: any = {};
+    if (message.query !== "") {
+      obj.query = message.query;
+    }
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
+    if (message.lockedOnly !== false) {
+      obj.lockedOnly = message.lockedOnly;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListLockoutsRequest>): ListLockoutsRequest {
+    return ListLockoutsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListLockoutsRequest>): ListLockoutsRequest {
+    const message = createBaseListLockoutsRequest();
+    message.query = object.query ?? "";
+    message.limit = object.limit ?? 0;
+    message.lockedOnly = object.lockedOnly ?? false;
+    return message;
+  },
+};
+
+function createBaseListLockoutsResponse(): ListLockoutsResponse {
+  return { entries: [] };
+}
+
+export const ListLockoutsResponse: MessageFns<ListLockoutsResponse> = {
+  encode(message: ListLockoutsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.entries) {
+      Lockout.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListLockoutsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListLockoutsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.entries.push(Lockout.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListLockoutsResponse {
+    return {
+      entries: globalThis.Array.isArray(object?.entries) ? object.entries.map((e: any) => Lockout.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: ListLockoutsResponse): unknown {
+    const obj: any = {};
+    if (message.entries?.length) {
+      obj.entries = message.entries.map((e) => Lockout.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListLockoutsResponse>): ListLockoutsResponse {
+    return ListLockoutsResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListLockoutsResponse>): ListLockoutsResponse {
+    const message = createBaseListLockoutsResponse();
+    message.entries = object.entries?.map((e) => Lockout.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseClearLockoutRequest(): ClearLockoutRequest {
+  return { kind: 0, value: "" };
+}
+
+export const ClearLockoutRequest: MessageFns<ClearLockoutRequest> = {
+  encode(message: ClearLockoutRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.kind !== 0) {
+      writer.uint32(8).int32(message.kind);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClearLockoutRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClearLockoutRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.kind = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ClearLockoutRequest {
+    return {
+      kind: isSet(object.kind) ? lockoutKindFromJSON(object.kind) : 0,
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: ClearLockoutRequest): unknown {
+    const obj: any = {};
+    if (message.kind !== 0) {
+      obj.kind = lockoutKindToJSON(message.kind);
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ClearLockoutRequest>): ClearLockoutRequest {
+    return ClearLockoutRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ClearLockoutRequest>): ClearLockoutRequest {
+    const message = createBaseClearLockoutRequest();
+    message.kind = object.kind ?? 0;
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseClearLockoutResponse(): ClearLockoutResponse {
+  return { cleared: 0 };
+}
+
+export const ClearLockoutResponse: MessageFns<ClearLockoutResponse> = {
+  encode(message: ClearLockoutResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cleared !== 0) {
+      writer.uint32(8).uint32(message.cleared);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClearLockoutResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClearLockoutResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.cleared = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ClearLockoutResponse {
+    return { cleared: isSet(object.cleared) ? globalThis.Number(object.cleared) : 0 };
+  },
+
+  toJSON(message: ClearLockoutResponse): unknown {
+    const obj: any = {};
+    if (message.cleared !== 0) {
+      obj.cleared = Math.round(message.cleared);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ClearLockoutResponse>): ClearLockoutResponse {
+    return ClearLockoutResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ClearLockoutResponse>): ClearLockoutResponse {
+    const message = createBaseClearLockoutResponse();
+    message.cleared = object.cleared ?? 0;
+    return message;
+  },
+};
+
+function createBaseGetSendingCountersRequest(): GetSendingCountersRequest {
+  return { account: "" };
+}
+
+export const GetSendingCountersRequest: MessageFns<GetSendingCountersRequest> = {
+  encode(message: GetSendingCountersRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.account !== "") {
+      writer.uint32(10).string(message.account);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetSendingCountersRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetSendingCountersRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.account = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetSendingCountersRequest {
+    return { account: isSet(object.account) ? globalThis.String(object.account) : "" };
+  },
+
+  toJSON(message: GetSendingCountersRequest): unknown {
+    const obj: any = {};
+    if (message.account !== "") {
+      obj.account = message.account;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetSendingCountersRequest>): GetSendingCountersRequest {
+    return GetSendingCountersRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetSendingCountersRequest>): GetSendingCountersRequest {
+    const message = createBaseGetSendingCountersRequest();
+    message.account = object.account ?? "";
+    return message;
+  },
+};
+
+function createBaseGetSendingCountersResponse(): GetSendingCountersResponse {
+  return {
+    account: "",
+    messages: 0,
+    recipients: 0,
+    windowStarted: undefined,
+    messageLimit: 0,
+    recipientLimit: 0,
+    limitSource: "",
+  };
+}
+
+export const GetSendingCountersResponse: MessageFns<GetSendingCountersResponse> = {
+  encode(message: GetSendingCountersResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.account !== "") {
+      writer.uint32(10).string(message.account);
+    }
+    if (message.messages !== 0) {
+      writer.uint32(16).uint32(message.messages);
+    }
+    if (message.recipients !== 0) {
+      writer.uint32(24).uint32(message.recipients);
+    }
+    if (message.windowStarted !== undefined) {
+      Timestamp.encode(toTimestamp(message.windowStarted), writer.uint32(34).fork()).join();
+    }
+    if (message.messageLimit !== 0) {
+      writer.uint32(40).uint32(message.messageLimit);
+    }
+    if (message.recipientLimit !== 0) {
+      writer.uint32(48).uint32(message.recipientLimit);
+    }
+    if (message.limitSource !== "") {
+      writer.uint32(58).string(message.limitSource);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetSendingCountersResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetSendingCountersResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.account = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.messages = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.recipients = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.windowStarted = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.messageLimit = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.recipientLimit = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.limitSource = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetSendingCountersResponse {
+    return {
+      account: isSet(object.account) ? globalThis.String(object.account) : "",
+      messages: isSet(object.messages) ? globalThis.Number(object.messages) : 0,
+      recipients: isSet(object.recipients) ? globalThis.Number(object.recipients) : 0,
+      windowStarted: isSet(object.windowStarted)
+        ? fromJsonTimestamp(object.windowStarted)
+        : isSet(object.window_started)
+        ? fromJsonTimestamp(object.window_started)
+        : undefined,
+      messageLimit: isSet(object.messageLimit)
+        ? globalThis.Number(object.messageLimit)
+        : isSet(object.message_limit)
+        ? globalThis.Number(object.message_limit)
+        : 0,
+      recipientLimit: isSet(object.recipientLimit)
+        ? globalThis.Number(object.recipientLimit)
+        : isSet(object.recipient_limit)
+        ? globalThis.Number(object.recipient_limit)
+        : 0,
+      limitSource: isSet(object.limitSource)
+        ? globalThis.String(object.limitSource)
+        : isSet(object.limit_source)
+        ? globalThis.String(object.limit_source)
+        : "",
+    };
+  },
+
+  toJSON(message: GetSendingCountersResponse): unknown {
+    const obj: any = {};
+    if (message.account !== "") {
+      obj.account = message.account;
+    }
+    if (message.messages !== 0) {
+      obj.messages = Math.round(message.messages);
+    }
+    if (message.recipients !== 0) {
+      obj.recipients = Math.round(message.recipients);
+    }
+    if (message.windowStarted !== undefined) {
+      obj.windowStarted = message.windowStarted.toISOString();
+    }
+    if (message.messageLimit !== 0) {
+      obj.messageLimit = Math.round(message.messageLimit);
+    }
+    if (message.recipientLimit !== 0) {
+      obj.recipientLimit = Math.round(message.recipientLimit);
+    }
+    if (message.limitSource !== "") {
+      obj.limitSource = message.limitSource;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetSendingCountersResponse>): GetSendingCountersResponse {
+    return GetSendingCountersResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetSendingCountersResponse>): GetSendingCountersResponse {
+    const message = createBaseGetSendingCountersResponse();
+    message.account = object.account ?? "";
+    message.messages = object.messages ?? 0;
+    message.recipients = object.recipients ?? 0;
+    message.windowStarted = object.windowStarted ?? undefined;
+    message.messageLimit = object.messageLimit ?? 0;
+    message.recipientLimit = object.recipientLimit ?? 0;
+    message.limitSource = object.limitSource ?? "";
+    return message;
+  },
+};
+
+function createBaseResetSendingCountersRequest(): ResetSendingCountersRequest {
+  return { account: "" };
+}
+
+export const ResetSendingCountersRequest: MessageFns<ResetSendingCountersRequest> = {
+  encode(message: ResetSendingCountersRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.account !== "") {
+      writer.uint32(10).string(message.account);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResetSendingCountersRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResetSendingCountersRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.account = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResetSendingCountersRequest {
+    return { account: isSet(object.account) ? globalThis.String(object.account) : "" };
+  },
+
+  toJSON(message: ResetSendingCountersRequest): unknown {
+    const obj: any = {};
+    if (message.account !== "") {
+      obj.account = message.account;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ResetSendingCountersRequest>): ResetSendingCountersRequest {
+    return ResetSendingCountersRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ResetSendingCountersRequest>): ResetSendingCountersRequest {
+    const message = createBaseResetSendingCountersRequest();
+    message.account = object.account ?? "";
+    return message;
+  },
+};
+
+function createBaseResetSendingCountersResponse(): ResetSendingCountersResponse {
+  return { reset: false };
+}
+
+export const ResetSendingCountersResponse: MessageFns<ResetSendingCountersResponse> = {
+  encode(message: ResetSendingCountersResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.reset !== false) {
+      writer.uint32(8).bool(message.reset);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResetSendingCountersResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResetSendingCountersResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.reset = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResetSendingCountersResponse {
+    return { reset: isSet(object.reset) ? globalThis.Boolean(object.reset) : false };
+  },
+
+  toJSON(message: ResetSendingCountersResponse): unknown {
+    const obj: any = {};
+    if (message.reset !== false) {
+      obj.reset = message.reset;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ResetSendingCountersResponse>): ResetSendingCountersResponse {
+    return ResetSendingCountersResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ResetSendingCountersResponse>): ResetSendingCountersResponse {
+    const message = createBaseResetSendingCountersResponse();
+    message.reset = object.reset ?? false;
+    return message;
+  },
+};
+
 /**
  * AuthService owns accounts and the directory: domains, mailboxes, aliases, lists, catch-all,
  * disabled flags, SMTP AUTH, lockout, POP-before-SMTP entries and per-account sending counters.
@@ -1995,6 +3311,52 @@ export const AuthServiceService = {
       Buffer.from(CheckAccountResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): CheckAccountResponse => CheckAccountResponse.decode(value),
   },
+  /** ListLockouts lists accounts and client IPs with failed logins counted or locked (administration). */
+  listLockouts: {
+    path: "/smtpguard.auth.v1.AuthService/ListLockouts" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListLockoutsRequest): Buffer => Buffer.from(ListLockoutsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListLockoutsRequest => ListLockoutsRequest.decode(value),
+    responseSerialize: (value: ListLockoutsResponse): Buffer =>
+      Buffer.from(ListLockoutsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListLockoutsResponse => ListLockoutsResponse.decode(value),
+  },
+  /** ClearLockout forgets the failed logins of an account or a client IP, ending its lockout (administration). */
+  clearLockout: {
+    path: "/smtpguard.auth.v1.AuthService/ClearLockout" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ClearLockoutRequest): Buffer => Buffer.from(ClearLockoutRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ClearLockoutRequest => ClearLockoutRequest.decode(value),
+    responseSerialize: (value: ClearLockoutResponse): Buffer =>
+      Buffer.from(ClearLockoutResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ClearLockoutResponse => ClearLockoutResponse.decode(value),
+  },
+  /** GetSendingCounters shows an account's sending counters of the current hour and its limits (administration). */
+  getSendingCounters: {
+    path: "/smtpguard.auth.v1.AuthService/GetSendingCounters" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetSendingCountersRequest): Buffer =>
+      Buffer.from(GetSendingCountersRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetSendingCountersRequest => GetSendingCountersRequest.decode(value),
+    responseSerialize: (value: GetSendingCountersResponse): Buffer =>
+      Buffer.from(GetSendingCountersResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetSendingCountersResponse => GetSendingCountersResponse.decode(value),
+  },
+  /** ResetSendingCounters sets an account's sending counters back to zero (administration). */
+  resetSendingCounters: {
+    path: "/smtpguard.auth.v1.AuthService/ResetSendingCounters" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ResetSendingCountersRequest): Buffer =>
+      Buffer.from(ResetSendingCountersRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ResetSendingCountersRequest => ResetSendingCountersRequest.decode(value),
+    responseSerialize: (value: ResetSendingCountersResponse): Buffer =>
+      Buffer.from(ResetSendingCountersResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ResetSendingCountersResponse => ResetSendingCountersResponse.decode(value),
+  },
 } as const;
 
 export interface AuthServiceServer extends UntypedServiceImplementation {
@@ -2015,6 +3377,14 @@ export interface AuthServiceServer extends UntypedServiceImplementation {
    * (the edge asks before each transaction of an authenticated session).
    */
   checkAccount: handleUnaryCall<CheckAccountRequest, CheckAccountResponse>;
+  /** ListLockouts lists accounts and client IPs with failed logins counted or locked (administration). */
+  listLockouts: handleUnaryCall<ListLockoutsRequest, ListLockoutsResponse>;
+  /** ClearLockout forgets the failed logins of an account or a client IP, ending its lockout (administration). */
+  clearLockout: handleUnaryCall<ClearLockoutRequest, ClearLockoutResponse>;
+  /** GetSendingCounters shows an account's sending counters of the current hour and its limits (administration). */
+  getSendingCounters: handleUnaryCall<GetSendingCountersRequest, GetSendingCountersResponse>;
+  /** ResetSendingCounters sets an account's sending counters back to zero (administration). */
+  resetSendingCounters: handleUnaryCall<ResetSendingCountersRequest, ResetSendingCountersResponse>;
 }
 
 export interface AuthServiceClient extends Client {
@@ -2132,6 +3502,70 @@ export interface AuthServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: CheckAccountResponse) => void,
+  ): ClientUnaryCall;
+  /** ListLockouts lists accounts and client IPs with failed logins counted or locked (administration). */
+  listLockouts(
+    request: ListLockoutsRequest,
+    callback: (error: ServiceError | null, response: ListLockoutsResponse) => void,
+  ): ClientUnaryCall;
+  listLockouts(
+    request: ListLockoutsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListLockoutsResponse) => void,
+  ): ClientUnaryCall;
+  listLockouts(
+    request: ListLockoutsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListLockoutsResponse) => void,
+  ): ClientUnaryCall;
+  /** ClearLockout forgets the failed logins of an account or a client IP, ending its lockout (administration). */
+  clearLockout(
+    request: ClearLockoutRequest,
+    callback: (error: ServiceError | null, response: ClearLockoutResponse) => void,
+  ): ClientUnaryCall;
+  clearLockout(
+    request: ClearLockoutRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ClearLockoutResponse) => void,
+  ): ClientUnaryCall;
+  clearLockout(
+    request: ClearLockoutRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ClearLockoutResponse) => void,
+  ): ClientUnaryCall;
+  /** GetSendingCounters shows an account's sending counters of the current hour and its limits (administration). */
+  getSendingCounters(
+    request: GetSendingCountersRequest,
+    callback: (error: ServiceError | null, response: GetSendingCountersResponse) => void,
+  ): ClientUnaryCall;
+  getSendingCounters(
+    request: GetSendingCountersRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetSendingCountersResponse) => void,
+  ): ClientUnaryCall;
+  getSendingCounters(
+    request: GetSendingCountersRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetSendingCountersResponse) => void,
+  ): ClientUnaryCall;
+  /** ResetSendingCounters sets an account's sending counters back to zero (administration). */
+  resetSendingCounters(
+    request: ResetSendingCountersRequest,
+    callback: (error: ServiceError | null, response: ResetSendingCountersResponse) => void,
+  ): ClientUnaryCall;
+  resetSendingCounters(
+    request: ResetSendingCountersRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ResetSendingCountersResponse) => void,
+  ): ClientUnaryCall;
+  resetSendingCounters(
+    request: ResetSendingCountersRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ResetSendingCountersResponse) => void,
   ): ClientUnaryCall;
 }
 
