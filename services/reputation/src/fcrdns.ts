@@ -1,4 +1,4 @@
-import type { Resolver } from 'node:dns/promises';
+import type { CachingResolver } from './dns/resolver.js';
 import { isIP } from 'node:net';
 import { plainIp } from '@smtpguard/networks';
 
@@ -10,7 +10,7 @@ const MAX_NAMES = 5;
  * "" when there is none (no PTR, or no name resolves back); lookup errors count as unverified.
  */
 export async function fcrdns(
-  resolver: Resolver,
+  resolver: CachingResolver,
   ip: string,
 ): Promise<{ hostname: string; verified: boolean }> {
   const addr = plainIp(ip);
