@@ -65,7 +65,9 @@ export async function checkClient(
   const listedOn = block.hits.map((h) => h.zone).join(', ');
   const strongest = [...block.hits]
     .filter((h) => h.rules.weight > 0)
-    .sort((a, b) => ACTION_RANK[b.rules.action] - ACTION_RANK[a.rules.action] || b.rules.weight - a.rules.weight)[0];
+    .sort(
+      (a, b) => ACTION_RANK[b.rules.action] - ACTION_RANK[a.rules.action] || b.rules.weight - a.rules.weight,
+    )[0];
   const first = strongest ?? block.hits[0];
   const vars = {
     ...base,
@@ -78,7 +80,8 @@ export async function checkClient(
   };
   const exempt = exemptList(rep.exemptClients).match(ip);
   if (exempt) return result(verdict('none', 'dnsbl.exempt', { ...vars, rule: exempt }));
-  if (!strongest || score < rep.dnsbl.threshold) return result(verdict('none', 'dnsbl.below_threshold', vars));
+  if (!strongest || score < rep.dnsbl.threshold)
+    return result(verdict('none', 'dnsbl.below_threshold', vars));
   const action = strongest.rules.action;
   return result(
     verdict(action, REASON[action], vars, {

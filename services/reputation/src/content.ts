@@ -13,7 +13,10 @@ type UriZone = Config['reputation']['uribl']['zones'][number];
 
 // Links with a scheme, www. links and bare host names with a known top-level domain (the RFC 2606 test names
 // included); e-mail addresses are not links.
-const linkify = new LinkifyIt({ fuzzyLink: true, fuzzyEmail: false }).tlds(['test', 'example', 'invalid'], true);
+const linkify = new LinkifyIt({ fuzzyLink: true, fuzzyEmail: false }).tlds(
+  ['test', 'example', 'invalid'],
+  true,
+);
 
 export interface Link {
   uri: string;

@@ -1,6 +1,6 @@
-import type { CachingResolver } from './dns/resolver.js';
 import { isIP } from 'node:net';
 import { plainIp } from '@smtpguard/networks';
+import type { CachingResolver } from './dns/resolver.js';
 
 // A client with more PTR names than this is checked on the first ones only.
 const MAX_NAMES = 5;

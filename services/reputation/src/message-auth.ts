@@ -37,9 +37,14 @@ export async function verifyMessage(
     disableBimi: true,
     resolver: (name: string, rrtype: string) => resolver.resolve(name, rrtype as 'TXT'),
   });
-  const headers = r.headers.split(/\r?\n(?![ \t])/).filter((h: string) => /^authentication-results:/i.test(h));
+  const headers = r.headers
+    .split(/\r?\n(?![ \t])/)
+    .filter((h: string) => /^authentication-results:/i.test(h));
   const ar = (headers[0] ?? '').replace(/\r?\n[ \t]*/g, ' ').trim();
-  const dkimResults = (r.dkim?.results ?? []) as Array<{ status?: { result?: string }; signingDomain?: string }>;
+  const dkimResults = (r.dkim?.results ?? []) as Array<{
+    status?: { result?: string };
+    signingDomain?: string;
+  }>;
   const dkim = dkimResults.find((d) => d.status?.result === 'pass') ?? dkimResults[0];
   const dmarc = r.dmarc ? String(r.dmarc.status?.result ?? 'none') : 'none';
   const policy = r.dmarc && dmarc === 'fail' ? String(r.dmarc.policy ?? 'none') : '';
@@ -70,7 +75,10 @@ export async function verifyMessage(
   if (dmarc === 'pass') v = verdict('none', 'dmarc.pass', vars, { headers: headersOut });
   else if (dmarc !== 'fail') v = verdict('none', 'dmarc.none', vars, { headers: headersOut });
   else if (policy === 'reject' && rep.dmarc.reject === 'reject') v = verdict('reject', 'dmarc.reject', vars);
-  else if ((policy === 'reject' && rep.dmarc.reject === 'tag') || (policy === 'quarantine' && rep.dmarc.quarantine === 'tag'))
+  else if (
+    (policy === 'reject' && rep.dmarc.reject === 'tag') ||
+    (policy === 'quarantine' && rep.dmarc.quarantine === 'tag')
+  )
     v = tag('dmarc.quarantine');
   else v = verdict('none', 'dmarc.fail', vars, { headers: headersOut });
   return { ...out, verdict: v };

@@ -53,7 +53,9 @@ export async function checkSenderDomain(
   // No MX: the domain itself is the mail host if it has an address (RFC 5321 5.1 implicit MX).
   const results = await Promise.allSettled([resolver.resolve4(domain), resolver.resolve6(domain)]);
   if (results.some((r) => r.status === 'fulfilled' && r.value.length)) {
-    return out(verdict('none', 'sender.domain_ok', { ...vars, hosts: `${domain} (no MX, address)` }), [domain]);
+    return out(verdict('none', 'sender.domain_ok', { ...vars, hosts: `${domain} (no MX, address)` }), [
+      domain,
+    ]);
   }
   const failure = results.find((r) => r.status === 'rejected' && !isNoData(r.reason));
   if (failure && failure.status === 'rejected') {

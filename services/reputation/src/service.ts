@@ -2,7 +2,7 @@ import type { ConfigHandle, LoadedConfig } from '@smtpguard/config';
 import type { Logger } from '@smtpguard/logging';
 import { CachingResolver, type DnsStats } from './dns/resolver.js';
 import { validateRules } from './lists/answers.js';
-import { type ListKind, ListHealth, type ZoneHealth } from './lists/health.js';
+import { ListHealth, type ListKind, type ZoneHealth } from './lists/health.js';
 
 /** What the service keeps between calls: the DNS client and cache, and the health of the DNS lists. */
 export class Reputation {

@@ -89,7 +89,9 @@ export function spfVerdict(rep: Config['reputation'], out: SpfOutcome, sender: s
       return verdict('none', 'spf.temperror', vars, { headers });
     case 'permerror':
       if (p.permerror === 'reject') return verdict('reject', 'spf.permerror', vars);
-      return p.permerror === 'tag' ? tag('spf.permerror') : verdict('none', 'spf.permerror', vars, { headers });
+      return p.permerror === 'tag'
+        ? tag('spf.permerror')
+        : verdict('none', 'spf.permerror', vars, { headers });
     default:
       return verdict('none', 'spf.not_pass', vars, { headers });
   }

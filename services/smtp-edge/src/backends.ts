@@ -1,7 +1,7 @@
 import type { Client } from '@grpc/grpc-js';
 import type { BackendConfig, Config } from '@smtpguard/config';
 import { auth, greylist, reputation } from '@smtpguard/contracts';
-import { createClient, unary } from '@smtpguard/grpc-kit';
+import { clientStream, createClient, unary } from '@smtpguard/grpc-kit';
 
 export type BackendName = 'auth' | 'reputation' | 'greylist';
 
@@ -45,6 +45,16 @@ export class Backends {
   ): Promise<Res> {
     const client = this[name] as unknown as Client;
     return unary(name, client, method, request, this.cfg[name].deadlineMs);
+  }
+
+  /** One client-streaming call with the backend's deadline (requests written with backpressure). */
+  stream<Req, Res>(
+    name: BackendName,
+    method: Parameters<typeof clientStream<Req, Res>>[2],
+    requests: AsyncIterable<Req>,
+  ): Promise<Res> {
+    const client = this[name] as unknown as Client;
+    return clientStream(name, client, method, requests, this.cfg[name].deadlineMs);
   }
 
   close(): void {

@@ -82,6 +82,11 @@ interface Methods {
   checkAccount: [auth.CheckAccountRequest, auth.CheckAccountResponse];
   checkClient: [reputation.CheckClientRequest, reputation.CheckClientResponse];
   checkSender: [reputation.CheckSenderRequest, reputation.CheckSenderResponse];
+  checkHelo: [reputation.CheckHeloRequest, reputation.CheckHeloResponse];
+  checkSenderDomain: [reputation.CheckSenderDomainRequest, reputation.CheckSenderDomainResponse];
+  checkContent: [reputation.CheckContentRequest, reputation.CheckContentResponse];
+  /** Client streaming: the handler gets every request of the stream. */
+  verifyMessage: [reputation.VerifyMessageRequest[], reputation.VerifyMessageResponse];
   check: [greylist.CheckRequest, greylist.CheckResponse];
 }
 export type MethodName = keyof Methods;
@@ -95,6 +100,10 @@ const OWNER: Record<MethodName, BackendName> = {
   checkAccount: 'auth',
   checkClient: 'reputation',
   checkSender: 'reputation',
+  checkHelo: 'reputation',
+  checkSenderDomain: 'reputation',
+  checkContent: 'reputation',
+  verifyMessage: 'reputation',
   check: 'greylist',
 };
 
@@ -116,7 +125,14 @@ export class FakeBackends {
     resolveRecipient: this.stub('resolveRecipient'),
     checkAccount: this.stub('checkAccount'),
   };
-  readonly reputation = { checkClient: this.stub('checkClient'), checkSender: this.stub('checkSender') };
+  readonly reputation = {
+    checkClient: this.stub('checkClient'),
+    checkSender: this.stub('checkSender'),
+    checkHelo: this.stub('checkHelo'),
+    checkSenderDomain: this.stub('checkSenderDomain'),
+    checkContent: this.stub('checkContent'),
+    verifyMessage: this.stub('verifyMessage'),
+  };
   readonly greylist = { check: this.stub('check') };
   private readonly handlers: Handlers;
 
@@ -137,6 +153,13 @@ export class FakeBackends {
     const handler = this.handlers[name] as ((req: unknown) => unknown) | undefined;
     if (!handler) throw new Error(`unexpected backend call ${backend}.${name}`);
     return handler(request);
+  }
+
+  /** A client-streaming call: the handler gets the requests as one array. */
+  async stream(backend: BackendName, method: unknown, requests: AsyncIterable<unknown>): Promise<unknown> {
+    const all: unknown[] = [];
+    for await (const r of requests) all.push(r);
+    return this.call(backend, method, all);
   }
 
   /** As EngineDeps wants it. */

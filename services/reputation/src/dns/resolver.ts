@@ -141,7 +141,11 @@ export class CachingResolver {
   }
 
   /** One question: from the cache, or asked (once, however many callers wait) and cached. */
-  async query<T extends RecordType>(name: string, type: T, opts: { cache?: boolean } = {}): Promise<Records[T]> {
+  async query<T extends RecordType>(
+    name: string,
+    type: T,
+    opts: { cache?: boolean } = {},
+  ): Promise<Records[T]> {
     if (!(type in TYPE_CODE)) throw new Error(`record type ${type} is not supported`);
     const qname = name.toLowerCase().replace(/\.$/, '');
     const key = `${type} ${qname}`;
@@ -228,9 +232,9 @@ export class CachingResolver {
     if ('records' in entry) {
       ttl = Math.min(...(packet.answers as unknown as Array<{ ttl: number }>).map((a) => a.ttl));
     } else {
-      const soa = (packet.authorities as unknown as Array<{ type: number; ttl: number; minimum?: number }>).find(
-        (a) => a.type === DNS.Packet.TYPE.SOA,
-      );
+      const soa = (
+        packet.authorities as unknown as Array<{ type: number; ttl: number; minimum?: number }>
+      ).find((a) => a.type === DNS.Packet.TYPE.SOA);
       ttl = soa ? Math.min(soa.ttl, soa.minimum ?? soa.ttl) : c.negativeTtlSeconds;
     }
     return Math.max(c.minTtlSeconds, Math.min(c.maxTtlSeconds, Number.isFinite(ttl) ? ttl : 0));

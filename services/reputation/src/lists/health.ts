@@ -57,7 +57,10 @@ export class ListHealth {
   }
 
   /** The lists to watch (from the config); lists not seen before are checked at once. */
-  watch(zones: Array<{ zone: string; kind: ListKind }>, opts: { enabled: boolean; intervalSeconds: number }): void {
+  watch(
+    zones: Array<{ zone: string; kind: ListKind }>,
+    opts: { enabled: boolean; intervalSeconds: number },
+  ): void {
     this.enabled = opts.enabled;
     this.watched = zones;
     clearInterval(this.timer);
@@ -118,7 +121,8 @@ export class ListHealth {
       }
       s.enabled = false;
     } else {
-      if (prev && !prev.enabled) this.logger.info({ zone, kind }, 'DNS list passed its health check: enabled');
+      if (prev && !prev.enabled)
+        this.logger.info({ zone, kind }, 'DNS list passed its health check: enabled');
       s.enabled = true;
       s.lastError = '';
     }
@@ -144,7 +148,8 @@ export class ListHealth {
     if (listed.errors.length || notListed.errors.length)
       return `answers with error codes (${[...listed.errors, ...notListed.errors].join(', ')})`;
     if (!listed.listed.length) return `test point ${points.listed} is not listed`;
-    if (notListed.listed.length) return `${points.notListed} is listed (${notListed.listed.join(', ')}): the list answers everything`;
+    if (notListed.listed.length)
+      return `${points.notListed} is listed (${notListed.listed.join(', ')}): the list answers everything`;
     return '';
   }
 }

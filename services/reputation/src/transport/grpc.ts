@@ -36,7 +36,12 @@ export function reputationServiceBinding(svc: Reputation): ServiceBinding {
       });
     }),
     checkHelo: unaryHandler(async (req: reputation.CheckHeloRequest) => {
-      const r = await checkHelo(svc.resolver, svc.rep, clientIp(req.session), req.helo || req.session?.helo || '');
+      const r = await checkHelo(
+        svc.resolver,
+        svc.rep,
+        clientIp(req.session),
+        req.helo || req.session?.helo || '',
+      );
       return reputation.CheckHeloResponse.fromPartial({
         validSyntax: true,
         fqdn: (req.helo || '').includes('.'),

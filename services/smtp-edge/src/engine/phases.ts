@@ -5,13 +5,17 @@ import { trustedNetwork } from '../checks/connect/trusted-network.js';
 import { hopCount } from '../checks/data/hop-count.js';
 import { lineEndings } from '../checks/data/line-endings.js';
 import { lineLength } from '../checks/data/line-length.js';
+import { messageAuth } from '../checks/data/message-auth.js';
 import { messageSize } from '../checks/data/message-size.js';
+import { uribl } from '../checks/data/uribl.js';
 import { heloFqdn } from '../checks/helo/helo-fqdn.js';
+import { heloHost } from '../checks/helo/helo-host.js';
 import { heloLiteral } from '../checks/helo/helo-literal.js';
 import { heloSyntax } from '../checks/helo/helo-syntax.js';
 import { accountRecheck } from '../checks/mail/account-recheck.js';
 import { emptySender } from '../checks/mail/empty-sender.js';
 import { mailParams } from '../checks/mail/mail-params.js';
+import { senderDomain } from '../checks/mail/sender-domain.js';
 import { spf } from '../checks/mail/spf.js';
 import { submissionAuth } from '../checks/mail/submission-auth.js';
 import { delivery } from '../checks/queue/delivery.js';
@@ -32,11 +36,11 @@ import type { PhaseLists } from './runner.js';
 export const PHASES: PhaseLists = {
   // At accept time, before the greeting delay: nothing is spent on a client the limits refuse.
   connect: [connectionLimits, trustedNetwork, clientReputation],
-  helo: [heloSyntax, heloFqdn, heloLiteral],
+  helo: [heloSyntax, heloFqdn, heloLiteral, heloHost],
   auth: [authenticate],
-  mail: [submissionAuth, mailParams, emptySender, accountRecheck, spf],
+  mail: [submissionAuth, mailParams, emptySender, accountRecheck, senderDomain, spf],
   rcpt: [rcptParams, recipientCount, hopRecipientLimit, recipient, relay, dnsbl, greylist, nextHopRecipient],
   // At the end of the message, on the facts the inspector gathered while it streamed to the next hop.
-  data: [messageSize, lineEndings, lineLength, hopCount],
+  data: [messageSize, lineEndings, lineLength, hopCount, uribl, messageAuth],
   queue: [delivery],
 };
