@@ -55,12 +55,17 @@ export async function fakeDns(table: Record<string, Rec> = {}): Promise<FakeDns>
       const ttl = rec?.ttl ?? 60;
       const base = { name: q.name, class: DNS.Packet.CLASS.IN, ttl };
       const answers = response.answers as unknown as Array<Record<string, unknown>>;
-      if (rec && q.type === T.A) for (const a of rec.A ?? []) answers.push({ ...base, type: T.A, address: a });
-      if (rec && q.type === T.AAAA) for (const a of rec.AAAA ?? []) answers.push({ ...base, type: T.AAAA, address: a });
-      if (rec && q.type === T.TXT) for (const t of rec.TXT ?? []) answers.push({ ...base, type: T.TXT, data: t });
-      if (rec && q.type === T.PTR) for (const d of rec.PTR ?? []) answers.push({ ...base, type: T.PTR, domain: d });
+      if (rec && q.type === T.A)
+        for (const a of rec.A ?? []) answers.push({ ...base, type: T.A, address: a });
+      if (rec && q.type === T.AAAA)
+        for (const a of rec.AAAA ?? []) answers.push({ ...base, type: T.AAAA, address: a });
+      if (rec && q.type === T.TXT)
+        for (const t of rec.TXT ?? []) answers.push({ ...base, type: T.TXT, data: t });
+      if (rec && q.type === T.PTR)
+        for (const d of rec.PTR ?? []) answers.push({ ...base, type: T.PTR, domain: d });
       if (rec && q.type === T.MX)
-        for (const [priority, exchange] of rec.MX ?? []) answers.push({ ...base, type: T.MX, priority, exchange });
+        for (const [priority, exchange] of rec.MX ?? [])
+          answers.push({ ...base, type: T.MX, priority, exchange });
       if (!rec) response.header.rcode = 3;
       if (!answers.length) {
         (response.authorities as unknown as Array<Record<string, unknown>>).push({

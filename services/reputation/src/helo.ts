@@ -15,7 +15,7 @@ export interface HeloResult {
  * hMailServer's "Check host in the HELO command": the HELO/EHLO name must resolve (A or AAAA, per the client's
  * address family) to the client's address. A name that does not exist, or resolves elsewhere, is a mismatch:
  * refused (550 5.7.1) or tagged (reputation.helo.action). Address literals are the edge's helo-literal check;
- * DNS failures are a temporary error (helo.host_error), never a refusal.
+ * DNS failures are recorded (helo.host_error), never refused.
  */
 export async function checkHelo(
   resolver: CachingResolver,
@@ -35,7 +35,7 @@ export async function checkHelo(
   } catch (err) {
     if (!isNoData(err)) {
       const error = (err as { code?: string }).code ?? String(err);
-      return { addresses, matches: false, verdict: verdict('defer', 'helo.host_error', { ...vars, error }) };
+      return { addresses, matches: false, verdict: verdict('none', 'helo.host_error', { ...vars, error }) };
     }
   }
   const want = canonicalIp(client);

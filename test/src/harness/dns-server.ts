@@ -73,7 +73,8 @@ export async function startDnsServer(
     const rec = records.get(name) ?? opts.dynamic?.(name);
     const t = rec?.ttl ?? ttl;
     const answers: dnsPacket.Answer[] = [];
-    if (rec && q.type === 'A') for (const ip of rec.A ?? []) answers.push({ type: 'A', name: q.name, ttl: t, data: ip });
+    if (rec && q.type === 'A')
+      for (const ip of rec.A ?? []) answers.push({ type: 'A', name: q.name, ttl: t, data: ip });
     if (rec && q.type === 'AAAA')
       for (const ip of rec.AAAA ?? []) answers.push({ type: 'AAAA', name: q.name, ttl: t, data: ip });
     if (rec && q.type === 'PTR')

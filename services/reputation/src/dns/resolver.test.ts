@@ -14,7 +14,12 @@ before(async () => {
     'a.test': { A: ['192.0.2.1', '192.0.2.2'], ttl: 1 },
     'long.test': { A: ['192.0.2.3'], ttl: 3600 },
     'txt.test': { TXT: ['v=spf1 -all'] },
-    'mx.test': { MX: [[10, 'mx1.test'], [0, 'mx0.test']] },
+    'mx.test': {
+      MX: [
+        [10, 'mx1.test'],
+        [0, 'mx0.test'],
+      ],
+    },
     'nodata.test': { A: ['192.0.2.9'] },
     '7.2.0.192.in-addr.arpa': { PTR: ['host.test'] },
   });

@@ -35,7 +35,11 @@ after(() => dns.close());
 
 const cfg = (rep: Record<string, unknown>) =>
   configSchema.parse({
-    reputation: { dns: { servers: [dns.address], timeoutMs: 200, tries: 1 }, fcrdns: { enabled: false }, ...rep },
+    reputation: {
+      dns: { servers: [dns.address], timeoutMs: 200, tries: 1 },
+      fcrdns: { enabled: false },
+      ...rep,
+    },
   }).reputation;
 
 function deps(rep: ReturnType<typeof cfg>) {
@@ -104,7 +108,10 @@ describe('checkClient: scores and actions', () => {
   it('rejects a listed client, or defers it for a deferring list, with the list text and code', async () => {
     const rep = cfg({
       dnsbl: {
-        zones: [zone('bl.test', { replyText: 'Blocked by {zone}', replyCode: 550 }), zone('defer.test', { action: 'defer' })],
+        zones: [
+          zone('bl.test', { replyText: 'Blocked by {zone}', replyCode: 550 }),
+          zone('defer.test', { action: 'defer' }),
+        ],
       },
     });
     const r = await checkClient(deps(rep), rep, '192.0.2.9');
@@ -119,9 +126,14 @@ describe('checkClient: scores and actions', () => {
 
   it('adds weights up to the threshold, and allow lists subtract', async () => {
     const rep = cfg({ dnsbl: { zones: [zone('half.test', { weight: 0.5 })], threshold: 1 } });
-    assert.equal((await checkClient(deps(rep), rep, '192.0.2.8')).verdict.reasonCode, 'dnsbl.below_threshold');
+    assert.equal(
+      (await checkClient(deps(rep), rep, '192.0.2.8')).verdict.reasonCode,
+      'dnsbl.below_threshold',
+    );
     const two = cfg({
-      dnsbl: { zones: [zone('half.test', { weight: 0.5 }), zone('half2.test', { weight: 0.5, action: 'tag' })] },
+      dnsbl: {
+        zones: [zone('half.test', { weight: 0.5 }), zone('half2.test', { weight: 0.5, action: 'tag' })],
+      },
     });
     const r = await checkClient(deps(two), two, '192.0.2.8');
     assert.equal(r.verdict.reasonCode, 'dnsbl.listed');
@@ -135,7 +147,10 @@ describe('checkClient: scores and actions', () => {
     const tag = cfg({ dnsbl: { zones: [zone('bl.test', { action: 'tag' })] } });
     const t = await checkClient(deps(tag), tag, '192.0.2.9');
     assert.equal(t.verdict.reasonCode, 'dnsbl.tagged');
-    assert.match(t.verdict.headers[0] ?? '', /^X-Smtpguard-Tag: dnsbl; bl\.test \(127\.0\.0\.2\); score=1\/1$/);
+    assert.match(
+      t.verdict.headers[0] ?? '',
+      /^X-Smtpguard-Tag: dnsbl; bl\.test \(127\.0\.0\.2\); score=1\/1$/,
+    );
     const exempt = cfg({ dnsbl: { zones: [zone('bl.test')] }, exemptClients: ['192.0.2.0/28'] });
     const e = await checkClient(deps(exempt), exempt, '192.0.2.9');
     assert.equal(e.verdict.reasonCode, 'dnsbl.exempt');
