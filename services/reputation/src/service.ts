@@ -9,6 +9,8 @@ export class Reputation {
   resolver: CachingResolver;
   readonly health: ListHealth;
   private dnsKey = '';
+  private statsTimer: NodeJS.Timeout | undefined;
+  private lastStats = '';
 
   constructor(
     private readonly config: ConfigHandle,
@@ -47,6 +49,9 @@ export class Reputation {
       zones.push({ zone: z.zone, kind: 'domain' });
     }
     this.health.watch(zones, r.listHealth);
+    clearInterval(this.statsTimer);
+    this.statsTimer = setInterval(() => this.logStats(), r.listHealth.intervalSeconds * 1000);
+    this.statsTimer.unref();
     this.logger.info(
       {
         dnsServers: r.dns.servers.length ? r.dns.servers : 'system',
@@ -64,7 +69,18 @@ export class Reputation {
     return { dns: this.resolver.stats(), lists: this.health.snapshot() };
   }
 
+  /** The DNS cache counters, at debug level, when they changed since the last time. */
+  private logStats(): void {
+    const dns = this.resolver.stats();
+    const text = JSON.stringify(dns);
+    if (text === this.lastStats) return;
+    this.lastStats = text;
+    this.logger.debug(dns, 'DNS cache');
+  }
+
   stop(): void {
+    clearInterval(this.statsTimer);
     this.health.stop();
+    this.logger.info(this.stats().dns, 'DNS cache at stop');
   }
 }

@@ -41,7 +41,7 @@ export function isNoData(err: unknown): boolean {
 export interface DnsStats {
   /** Answers served from the cache (positive or negative). */
   hits: number;
-  /** Questions that were not in the cache. */
+  /** Questions that were not in the cache (and were asked). */
   misses: number;
   /** Questions answered by joining one already in flight. */
   joined: number;
@@ -158,7 +158,8 @@ export class CachingResolver {
         this.counters.joined += 1;
         entry = await pending;
       } else {
-        this.counters.misses += 1;
+        // Questions that bypass the cache (health checks) are neither hits nor misses.
+        if (useCache) this.counters.misses += 1;
         const p = this.ask(qname, type).finally(() => this.inflight.delete(key));
         if (useCache) this.inflight.set(key, p);
         entry = await p;
