@@ -366,6 +366,18 @@ export const configSchema = z.strictObject({
             .strictObject({
               enabled: z.boolean().default(true),
               failureMode: failureMode.default('fail-open'),
+              // Larger messages are not verified (their Authentication-Results says "none").
+              maxMessageBytes: z
+                .int()
+                .positive()
+                .default(25 * 1024 * 1024),
+              // A header section larger than this (or a message without one) is not verified.
+              maxHeaderBytes: z
+                .int()
+                .positive()
+                .default(256 * 1024),
+              // Time for the whole verification: streaming the message to the service and its answer.
+              timeoutMs: z.int().positive().default(20_000),
             })
             .prefault({}),
         })

@@ -128,6 +128,7 @@ export const REASON_CODES = [
   'dmarc.fail',
   'dmarc.quarantine',
   'dmarc.reject',
+  'dmarc.skipped',
   'dmarc.error',
   'queue.accepted',
   'queue.nexthop_failed',

@@ -47,14 +47,18 @@ export class Backends {
     return unary(name, client, method, request, this.cfg[name].deadlineMs);
   }
 
-  /** One client-streaming call with the backend's deadline (requests written with backpressure). */
+  /**
+   * One client-streaming call (requests written with backpressure), with the backend's deadline or a longer
+   * one for the whole stream.
+   */
   stream<Req, Res>(
     name: BackendName,
     method: Parameters<typeof clientStream<Req, Res>>[2],
     requests: AsyncIterable<Req>,
+    deadlineMs = this.cfg[name].deadlineMs,
   ): Promise<Res> {
     const client = this[name] as unknown as Client;
-    return clientStream(name, client, method, requests, this.cfg[name].deadlineMs);
+    return clientStream(name, client, method, requests, deadlineMs);
   }
 
   close(): void {

@@ -1,4 +1,5 @@
 import { reputation } from '@smtpguard/contracts';
+import { BackendError } from '@smtpguard/grpc-kit';
 import type { MessageBody } from '../../engine/check.js';
 import { defineCheck } from '../../engine/check.js';
 import { type Session, sessionContext } from '../../session.js';
@@ -23,26 +24,62 @@ async function* pieces(
 }
 
 /**
- * DKIM, ARC and DMARC at the end of DATA: the message is streamed to reputation.VerifyMessage in 64 KiB pieces
- * (never whole in one gRPC message), which answers with the Authentication-Results header field (RFC 8601) the
- * message gets, and the DMARC policy as reputation.dmarc applies it: p=reject refused 550 5.7.1 or tagged,
- * p=quarantine tagged. Authenticated and trusted clients' messages are not verified.
+ * DKIM, ARC and DMARC at the end of DATA: the message is streamed in 64 KiB pieces to reputation.VerifyMessage
+ * (never whole in one gRPC message, within edge.checks.messageAuth.timeoutMs), which answers with the
+ * Authentication-Results header field (RFC 8601) the message gets, and the DMARC policy as reputation.dmarc
+ * applies it: p=reject refused 550 5.7.1 or tagged, p=quarantine tagged. A message larger than maxMessageBytes,
+ * or whose header section is larger than maxHeaderBytes, is not verified; it and a message the service could not
+ * verify (fail-open) get "Authentication-Results: <host>; none" (RFC 8601 2.2: nothing was verified).
+ * Authenticated and trusted clients' messages are not verified.
  */
 export const messageAuth = defineCheck({
   name: 'message-auth',
   phase: 'data',
-  reasons: [...REASONS, 'dmarc.error'],
-  settings: ['edge.checks.messageAuth.enabled', 'edge.checks.messageAuth.failureMode', 'reputation.dmarc'],
+  reasons: [...REASONS, 'dmarc.skipped', 'dmarc.error'],
+  settings: [
+    'edge.checks.messageAuth.enabled',
+    'edge.checks.messageAuth.failureMode',
+    'edge.checks.messageAuth.maxMessageBytes',
+    'edge.checks.messageAuth.maxHeaderBytes',
+    'edge.checks.messageAuth.timeoutMs',
+    'reputation.dmarc',
+  ],
   enabled: (ctx) => ctx.cfg.edge.checks.messageAuth.enabled && !ctx.session.authorized,
-  onBackendError: { reason: 'dmarc.error', mode: (cfg) => cfg.edge.checks.messageAuth.failureMode },
   async run(ctx) {
+    const settings = ctx.cfg.edge.checks.messageAuth;
+    const none = [`Authentication-Results: ${ctx.cfg.edge.hostname}; none`];
+    const { bytes, headerBytes } = ctx.input.facts;
+    if (bytes > settings.maxMessageBytes || headerBytes > settings.maxHeaderBytes) {
+      return {
+        outcome: 'skip',
+        reason: 'dmarc.skipped',
+        vars: { bytes, header_bytes: headerBytes },
+        attributes: { bytes: String(bytes), header_bytes: String(headerBytes) },
+        headers: none,
+      };
+    }
     const backends = ctx.deps.backends;
-    const r = await backends.stream(
-      'reputation',
-      backends.reputation.verifyMessage,
-      pieces(ctx.session, ctx.input.message),
-    );
-    const v = applyVerdict(r.verdict, REASONS);
+    let r: reputation.VerifyMessageResponse;
+    try {
+      r = await backends.stream(
+        'reputation',
+        backends.reputation.verifyMessage,
+        pieces(ctx.session, ctx.input.message),
+        settings.timeoutMs,
+      );
+    } catch (err) {
+      if (!(err instanceof BackendError)) throw err;
+      const refuse = settings.failureMode === 'fail-closed';
+      return {
+        outcome: 'error',
+        reason: 'dmarc.error',
+        vars: { error: err.message },
+        attributes: { error: err.message, failure_mode: settings.failureMode },
+        refuse,
+        headers: refuse ? undefined : none,
+      };
+    }
+    const v = applyVerdict(r.verdict, REASONS, { fails: ['dmarc.fail', 'dmarc.quarantine'] });
     return {
       ...v,
       attributes: { dkim: r.dkim, spf: r.spf, arc: r.arc, dmarc: r.dmarc, policy: r.dmarcPolicy },
