@@ -401,8 +401,9 @@ export const configSchema = z.strictObject({
         .strictObject({
           // DNS servers ("ip", "ip:port", "[ipv6]:port"); empty: the system resolvers.
           servers: z.array(z.string()).default([]),
-          // Time one server gets to answer one query; then the next server (or try) is asked.
-          timeoutMs: z.int().positive().default(2000),
+          // Time one server gets to answer one query; then the next server (or try) is asked. timeoutMs x tries
+          // stays below edge.backends.reputation.deadlineMs, so a list that does not answer is not a failed call.
+          timeoutMs: z.int().positive().default(1000),
           tries: z.int().positive().default(2),
           // The DNS cache shared by every check: answers kept for their TTL, within these bounds.
           cache: z
