@@ -10,6 +10,10 @@ import { checkSenderDomain } from '../sender-domain.js';
 import type { Reputation } from '../service.js';
 import { checkSpf, spfVerdict } from '../spf.js';
 
+// A domain name as HELO/EHLO may give it: labels of letters, digits, hyphens (and underscores, as Windows hosts).
+const HELO_NAME =
+  /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$/i;
+
 function clientIp(session: { clientIp?: string } | undefined): string {
   const ip = session?.clientIp ?? '';
   if (!ip) throw new GrpcStatusError(status.INVALID_ARGUMENT, 'session.client_ip is required');
@@ -36,15 +40,12 @@ export function reputationServiceBinding(svc: Reputation): ServiceBinding {
       });
     }),
     checkHelo: unaryHandler(async (req: reputation.CheckHeloRequest) => {
-      const r = await checkHelo(
-        svc.resolver,
-        svc.rep,
-        clientIp(req.session),
-        req.helo || req.session?.helo || '',
-      );
+      const helo = req.helo || req.session?.helo || '';
+      const r = await checkHelo(svc.resolver, svc.rep, clientIp(req.session), helo);
+      const name = helo.replace(/\.$/, '');
       return reputation.CheckHeloResponse.fromPartial({
-        validSyntax: true,
-        fqdn: (req.helo || '').includes('.'),
+        validSyntax: HELO_NAME.test(name) || /^\[[^\]]+\]$/.test(name),
+        fqdn: HELO_NAME.test(name) && name.includes('.'),
         matchesIp: r.matches,
         addresses: r.addresses,
         verdict: r.verdict,
