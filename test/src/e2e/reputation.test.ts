@@ -539,6 +539,22 @@ describe('DKIM and DMARC', () => {
     await decision(ip, 'dmarc.quarantine');
   });
 
+  it("removes Authentication-Results fields a client forged in this host's name (RFC 8601 5)", async () => {
+    const ip = '127.0.0.81';
+    const c = await session(ip);
+    const raw = message('x@sender.test', 'forged-ar', 'Hello.', [
+      'Authentication-Results: mx.example.test; dkim=pass header.d=bank.test; dmarc=pass',
+      'Authentication-Results: relay.other.test; spf=pass smtp.mailfrom=sender.test',
+    ]);
+    assert.match((await send(c, 'x@sender.test', raw)).data, /^250 /);
+    await c.quit();
+    const h = head(await captured('forged-ar'));
+    const ours = h.split('\r\n').filter((l) => l.startsWith('Authentication-Results: mx.example.test;'));
+    assert.equal(ours.length, 1, h);
+    assert.ok(!h.includes('header.d=bank.test'), 'the forged field is gone');
+    assert.match(h, /\r\nAuthentication-Results: relay\.other\.test; spf=pass/);
+  });
+
   it('adds Authentication-Results to every message the edge accepted', () => {
     assert.ok(hop.messages.length >= 6);
     for (const m of hop.messages) assert.match(head(m), /^Authentication-Results: mx\.example\.test;/m);
