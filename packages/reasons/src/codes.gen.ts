@@ -129,6 +129,7 @@ export const REASON_CODES = [
   'dmarc.quarantine',
   'dmarc.reject',
   'dmarc.skipped',
+  'dmarc.authorized',
   'dmarc.error',
   'queue.accepted',
   'queue.nexthop_failed',

@@ -231,6 +231,22 @@ describe('message-auth', () => {
     assert.deepEqual(ctx.tx.headers, ['Authentication-Results: mx.example.test; none']);
   });
 
+  it('does not verify mail of authenticated (auth=pass) and trusted (none) clients', async () => {
+    const backends = new FakeBackends();
+    const user = data('Subject: x\r\n\r\nb\r\n', backends);
+    user.session.user = 'alice@example.org';
+    const r = await runPhase('data', [messageAuth], user);
+    assert.equal(only(r.records).reasonCode, 'dmarc.authorized');
+    assert.deepEqual(user.tx.headers, [
+      'Authentication-Results: mx.example.test; auth=pass smtp.auth=alice@example.org',
+    ]);
+    const trusted = data('Subject: x\r\n\r\nb\r\n', backends);
+    trusted.session.trustedRule = '192.0.2.0/24';
+    await runPhase('data', [messageAuth], trusted);
+    assert.deepEqual(trusted.tx.headers, ['Authentication-Results: mx.example.test; none']);
+    assert.equal(backends.calls.length, 0);
+  });
+
   it('fail-open adds "none" when the service is down; fail-closed refuses 451 4.4.3', async () => {
     const down = () =>
       new FakeBackends({

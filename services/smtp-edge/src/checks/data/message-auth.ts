@@ -30,12 +30,12 @@ async function* pieces(
  * applies it: p=reject refused 550 5.7.1 or tagged, p=quarantine tagged. A message larger than maxMessageBytes,
  * or whose header section is larger than maxHeaderBytes, is not verified; it and a message the service could not
  * verify (fail-open) get "Authentication-Results: <host>; none" (RFC 8601 2.2: nothing was verified).
- * Authenticated and trusted clients' messages are not verified.
+ * Authenticated and trusted clients' messages are not verified: they get "auth=pass smtp.auth=<user>" or "none".
  */
 export const messageAuth = defineCheck({
   name: 'message-auth',
   phase: 'data',
-  reasons: [...REASONS, 'dmarc.skipped', 'dmarc.error'],
+  reasons: [...REASONS, 'dmarc.skipped', 'dmarc.authorized', 'dmarc.error'],
   settings: [
     'edge.checks.messageAuth.enabled',
     'edge.checks.messageAuth.failureMode',
@@ -44,10 +44,23 @@ export const messageAuth = defineCheck({
     'edge.checks.messageAuth.timeoutMs',
     'reputation.dmarc',
   ],
-  enabled: (ctx) => ctx.cfg.edge.checks.messageAuth.enabled && !ctx.session.authorized,
+  enabled: (ctx) => ctx.cfg.edge.checks.messageAuth.enabled,
   async run(ctx) {
     const settings = ctx.cfg.edge.checks.messageAuth;
     const none = [`Authentication-Results: ${ctx.cfg.edge.hostname}; none`];
+    const s = ctx.session;
+    if (s.authorized) {
+      // Mail of the host's own users is not verified; the field says how it came in (RFC 8601 2.7.4).
+      const user = s.user.replace(/[^\x21-\x7e]/g, '');
+      return {
+        outcome: 'skip',
+        reason: 'dmarc.authorized',
+        vars: { how: s.user ? `authenticated as ${s.user}` : `trusted (${s.trustedRule})` },
+        headers: s.user
+          ? [`Authentication-Results: ${ctx.cfg.edge.hostname}; auth=pass smtp.auth=${user}`]
+          : none,
+      };
+    }
     const { bytes, headerBytes } = ctx.input.facts;
     if (bytes > settings.maxMessageBytes || headerBytes > settings.maxHeaderBytes) {
       return {
