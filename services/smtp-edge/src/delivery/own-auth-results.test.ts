@@ -31,6 +31,11 @@ describe('withoutOwnAuthResults (RFC 8601 5)', () => {
     }
   });
 
+  it('removes a forged field at the very end of a message without a body', async () => {
+    const r = await run(['Subject: x\r\nAuthentication-Results: mx.example.test;', '\r\n dkim=pass']);
+    assert.deepEqual(r, { text: 'Subject: x\r\n', removed: 1 });
+  });
+
   it('passes a message without an empty line, or without such fields, unchanged', async () => {
     assert.deepEqual(await run(['a\r\nb']), { text: 'a\r\nb', removed: 0 });
     const plain = 'Subject: x\r\n\r\nbody';
