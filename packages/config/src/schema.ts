@@ -224,10 +224,54 @@ const relayDomain = z.strictObject({
   recipients: z.array(z.string()).default([]),
 });
 
-const dnsZone = z.strictObject({
-  zone: z.string().min(1),
-  // Answers (127.0.0.x) that count as listed; empty: any answer in 127.0.0.0/8 except 127.0.0.1.
+// What a DNS list verdict does: reject (5xx at RCPT or DATA), defer (4xx), or tag (accept, add a header field,
+// record the decision).
+const listAction = z.enum(['reject', 'defer', 'tag']);
+
+// Operators' error codes (Spamhaus: 127.255.255.252 typo, .254 public resolver, .255 excessive queries): an
+// answer in these networks means "the query failed", never "listed".
+const LIST_ERROR_ANSWERS = ['127.255.255.0/24'];
+
+// A reply code of the action's class (5xx for reject, 4xx for defer); 0: the catalog's.
+const replyCode = z.union([z.literal(0), z.int().min(400).max(599)]).default(0);
+
+const listAnswers = {
+  // Answers (A records) that count as a listing: IPs, CIDRs or ranges (127.0.0.2, 127.0.0.0/24, 127.0.0.2-11);
+  // empty: any answer in 127.0.0.0/8 except 127.0.0.1 and errorAnswers (RFC 5782).
   answers: z.array(z.string()).default([]),
+  // Bits of the answer's last octet that count (SURBL/URIBL-style bitmask, e.g. 8 for PH); 0: not used.
+  bitmask: z.int().min(0).max(255).default(0),
+  // Answers that mean the query failed (operators' error codes), never a listing.
+  errorAnswers: z.array(z.string()).default(LIST_ERROR_ANSWERS),
+};
+
+// A DNS block list (client IP, or the addresses of links' hosts).
+const blockZone = z.strictObject({
+  zone: z.string().min(1),
+  ...listAnswers,
+  // Score a listing adds (postscreen-style); the action applies when the score reaches dnsbl.threshold.
+  weight: z.number().default(1),
+  action: listAction.default('reject'),
+  // The reply's text instead of the catalog's ({client_ip}, {zone}, {answers} are filled in); empty: catalog.
+  replyText: z.string().default(''),
+  // The reply's code instead of the catalog's, within the action's class (550 for hMailServer's wording).
+  replyCode,
+});
+
+// A DNS allow list: a listing adds its (negative) weight to the client's DNSBL score.
+const allowZone = z.strictObject({
+  zone: z.string().min(1),
+  ...listAnswers,
+  weight: z.number().max(0).default(-1),
+});
+
+// A URI block list (SURBL/URIBL style): registered domains of links are looked up.
+const uriZone = z.strictObject({
+  zone: z.string().min(1),
+  ...listAnswers,
+  action: z.enum(['reject', 'tag']).default('reject'),
+  replyText: z.string().default(''),
+  replyCode,
 });
 
 export const configSchema = z.strictObject({
@@ -442,11 +486,65 @@ export const configSchema = z.strictObject({
             .prefault({}),
           spf: z
             .strictObject({
-              // Evaluate SPF at MAIL FROM (decision spf.*; feeds greylist sender-pool keying).
+              // Evaluate SPF at MAIL FROM (decision spf.*; feeds greylist sender-pool keying). What each result
+              // does is reputation.spf.
               enabled: z.boolean().default(true),
               failureMode: failureMode.default('fail-open'),
-              // Refuse MAIL FROM when SPF fails (550 5.7.23). Off: record only.
-              rejectFail: z.boolean().default(false),
+            })
+            .prefault({}),
+          // HELO name must resolve to the client's address (reputation.CheckHelo); opt-in, as in hMailServer.
+          heloHost: z
+            .strictObject({
+              enabled: z.boolean().default(false),
+              failureMode: failureMode.default('fail-open'),
+            })
+            .prefault({}),
+          // The MAIL FROM domain must exist and accept mail (MX, or A/AAAA; not a null MX); opt-in.
+          senderDomain: z
+            .strictObject({
+              enabled: z.boolean().default(false),
+              failureMode: failureMode.default('fail-open'),
+            })
+            .prefault({}),
+          // Links in the first text part of the message looked up in URI and IP block lists (reputation.uribl).
+          uribl: z
+            .strictObject({
+              enabled: z.boolean().default(true),
+              failureMode: failureMode.default('fail-open'),
+              // Lines of the decoded first text part that are scanned (MailEnable: about 20).
+              maxLines: z.int().positive().default(20),
+              // Octets of the decoded text sent for scanning, at most.
+              maxTextBytes: z
+                .int()
+                .positive()
+                .max(1024 * 1024)
+                .default(64 * 1024),
+              // Octets of the raw message read to find the first text part.
+              maxMessageBytes: z
+                .int()
+                .positive()
+                .max(4 * 1024 * 1024)
+                .default(256 * 1024),
+            })
+            .prefault({}),
+          // DKIM, ARC and DMARC verification at the end of DATA (reputation.VerifyMessage): adds
+          // Authentication-Results; DMARC policies per reputation.dmarc.
+          messageAuth: z
+            .strictObject({
+              enabled: z.boolean().default(true),
+              failureMode: failureMode.default('fail-open'),
+              // Larger messages are not verified (their Authentication-Results says "none").
+              maxMessageBytes: z
+                .int()
+                .positive()
+                .default(25 * 1024 * 1024),
+              // A header section larger than this (or a message without one) is not verified.
+              maxHeaderBytes: z
+                .int()
+                .positive()
+                .default(256 * 1024),
+              // Time for the whole verification: streaming the message to the service and its answer.
+              timeoutMs: z.int().positive().default(20_000),
             })
             .prefault({}),
         })
@@ -537,27 +635,100 @@ export const configSchema = z.strictObject({
       listen: hostPort.default('127.0.0.1:7102'),
       dns: z
         .strictObject({
-          // DNS servers ("ip" or "ip:port"); empty: the system resolvers.
+          // DNS servers ("ip", "ip:port", "[ipv6]:port"); empty: the system resolvers.
           servers: z.array(z.string()).default([]),
-          timeoutMs: z.int().positive().default(2000),
+          // Time one server gets to answer one query; then the next server (or try) is asked. timeoutMs x tries
+          // stays below edge.backends.reputation.deadlineMs, so a list that does not answer is not a failed call.
+          timeoutMs: z.int().positive().default(1000),
           tries: z.int().positive().default(2),
+          // The DNS cache shared by every check: answers kept for their TTL, within these bounds.
+          cache: z
+            .strictObject({
+              // Answers held at most (least recently used go first).
+              maxEntries: z.int().positive().default(20_000),
+              minTtlSeconds: z.int().nonnegative().default(0),
+              maxTtlSeconds: z.int().nonnegative().default(86_400),
+              // "No such name/record" answers without an SOA are kept this long (RFC 2308).
+              negativeTtlSeconds: z.int().nonnegative().default(300),
+            })
+            .prefault({}),
         })
         .prefault({}),
+      // RFC 5782 section 5 health checks of every DNS list (127.0.0.2 / "test" listed, 127.0.0.1 / "invalid"
+      // not), at start and periodically: a list that fails is disabled until it passes again.
+      listHealth: z
+        .strictObject({
+          enabled: z.boolean().default(true),
+          intervalSeconds: z.int().positive().default(300),
+        })
+        .prefault({}),
+      // Clients whose DNS list (DNSBL, URIBL) verdicts never refuse or tag them: IPs, CIDRs, ranges. Unlike
+      // edge.trustedNetworks they may not relay.
+      exemptClients: z.array(z.string()).default([]),
       dnsbl: z
         .strictObject({
-          zones: z.array(dnsZone).default([]),
+          zones: z.array(blockZone).default([]),
+          // Score (the weights of the lists that list the client, DNSWL weights included) at which the
+          // strongest action of the listing zones applies.
+          threshold: z.number().positive().default(1),
         })
         .prefault({}),
-      // DNS allow lists (DNSWL): listed clients skip greylisting (greylist.skipDnswl).
+      // DNS allow lists (DNSWL): listed clients skip greylisting (greylist.skipDnswl) and their (negative)
+      // weight lowers the DNSBL score.
       dnswl: z
         .strictObject({
-          zones: z.array(dnsZone).default([]),
+          zones: z.array(allowZone).default([]),
         })
         .prefault({}),
       // Forward-confirmed reverse DNS of the client (needed for host-name whitelist rules).
       fcrdns: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
       // Total time for one SPF evaluation; past it the result is temperror (RFC 7208 4.6.4).
       spfTimeoutMs: z.int().positive().default(5000),
+      // What each SPF result does at MAIL FROM (RFC 7208 8).
+      spf: z
+        .strictObject({
+          // fail: reject (5xx), tag, or accept (record only).
+          fail: z.enum(['reject', 'tag', 'accept']).default('accept'),
+          // Reply code of a rejected fail: 550 (RFC 7208 8.4, hMailServer) or 554 (MailEnable).
+          failReplyCode: z.union([z.literal(550), z.literal(554)]).default(550),
+          softfail: z.enum(['accept', 'tag', 'defer']).default('accept'),
+          // temperror: defer (451 4.4.3, RFC 7208 8.6) or accept.
+          temperror: z.enum(['defer', 'accept']).default('defer'),
+          // permerror (a broken record): accept, tag or reject (550 5.5.2, RFC 7208 8.7).
+          permerror: z.enum(['accept', 'tag', 'reject']).default('accept'),
+          // Add a Received-SPF header field (RFC 7208 9.1) to accepted messages.
+          receivedSpfHeader: z.boolean().default(true),
+        })
+        .prefault({}),
+      // HELO name checks (edge.checks.heloHost): a name that does not resolve to the client is refused
+      // (550 5.7.1) or tagged.
+      helo: z.strictObject({ action: z.enum(['reject', 'tag']).default('reject') }).prefault({}),
+      // Sender domain checks (edge.checks.senderDomain): reply code of a domain that cannot receive mail,
+      // 550 (hMailServer) or 501 (MailEnable).
+      senderDomain: z
+        .strictObject({ replyCode: z.union([z.literal(550), z.literal(501)]).default(550) })
+        .prefault({}),
+      // URI block lists on the links of the message's first text part (edge.checks.uribl).
+      uribl: z
+        .strictObject({
+          // Lists of registered domains (multi.surbl.org style).
+          zones: z.array(uriZone).default([]),
+          // IP lists for links to IP literals and for the addresses of links' hosts.
+          ipZones: z.array(uriZone).default([]),
+          // DNS lookups one message may cause (domains, host addresses, list queries); beyond it the rest of
+          // the links are not checked.
+          maxLookups: z.int().positive().default(40),
+        })
+        .prefault({}),
+      // DMARC policies (RFC 7489) of failing messages (edge.checks.messageAuth).
+      dmarc: z
+        .strictObject({
+          // p=reject: reject (550 5.7.1), tag, or accept (record only).
+          reject: z.enum(['reject', 'tag', 'accept']).default('tag'),
+          // p=quarantine: tag or accept.
+          quarantine: z.enum(['tag', 'accept']).default('tag'),
+        })
+        .prefault({}),
     })
     .prefault({}),
 

@@ -1,8 +1,10 @@
+import { once } from 'node:events';
 import { isIP } from 'node:net';
 import {
   type CallOptions,
   type Client,
   type ClientUnaryCall,
+  type ClientWritableStream,
   credentials,
   Metadata,
   type ServiceError,
@@ -107,4 +109,51 @@ export function unary<Req, Res>(
       else resolve(res);
     });
   });
+}
+
+type ClientStreamMethod<Req, Res> = (
+  metadata: Metadata,
+  options: Partial<CallOptions>,
+  callback: (error: ServiceError | null, response: Res) => void,
+) => ClientWritableStream<Req>;
+
+/**
+ * Calls one client-streaming method with a deadline: `feed` yields the requests, written with backpressure
+ * (a slow server slows the writer, nothing piles up in memory). Any failure becomes a BackendError.
+ */
+export async function clientStream<Req, Res>(
+  backend: string,
+  client: Client,
+  method: ClientStreamMethod<Req, Res>,
+  requests: AsyncIterable<Req>,
+  deadlineMs: number,
+): Promise<Res> {
+  let call!: ClientWritableStream<Req>;
+  const answer = new Promise<Res>((resolve, reject) => {
+    call = method.call(client, new Metadata(), { deadline: Date.now() + deadlineMs }, (err, res) => {
+      if (err) reject(new BackendError(backend, method.name || 'call', err.code, err.details || err.message));
+      else resolve(res);
+    });
+  });
+  let settled = false;
+  answer.then(
+    () => {
+      settled = true;
+    },
+    () => {
+      settled = true;
+    },
+  );
+  try {
+    for await (const req of requests) {
+      if (settled) break;
+      if (!call.write(req)) await Promise.race([once(call, 'drain'), answer.catch(() => undefined)]);
+    }
+    call.end();
+  } catch (err) {
+    call.cancel();
+    await answer.catch(() => undefined);
+    throw err;
+  }
+  return answer;
 }

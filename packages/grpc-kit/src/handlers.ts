@@ -1,4 +1,10 @@
-import { type handleUnaryCall, Metadata, type ServiceError, status } from '@grpc/grpc-js';
+import {
+  type handleClientStreamingCall,
+  type handleUnaryCall,
+  Metadata,
+  type ServiceError,
+  status,
+} from '@grpc/grpc-js';
 
 /** An error a handler throws to answer with a specific gRPC status (e.g. INVALID_ARGUMENT). */
 export class GrpcStatusError extends Error {
@@ -32,4 +38,19 @@ export function notImplemented<Req, Res>(rpc: string): handleUnaryCall<Req, Res>
     callback(
       toServiceError(new GrpcStatusError(status.UNIMPLEMENTED, `${rpc} is not implemented in this version`)),
     );
+}
+
+/**
+ * Adapts an async function to a grpc-js client-streaming handler: it gets the request stream as an async
+ * iterable (backpressure holds), its result or thrown error is the answer.
+ */
+export function clientStreamHandler<Req, Res>(
+  fn: (requests: AsyncIterable<Req>) => Promise<Res>,
+): handleClientStreamingCall<Req, Res> {
+  return (call, callback) => {
+    fn(call as unknown as AsyncIterable<Req>).then(
+      (res) => callback(null, res),
+      (err) => callback(toServiceError(err)),
+    );
+  };
 }

@@ -73,8 +73,10 @@ const ENHANCED = /^[245]\.\d{1,3}\.\d{1,3}$/;
 
 /**
  * The SMTP reply of a reason, with the session's values filled in. `override` carries another server's code
- * and enhanced code (the next hop's answer passed on); it is used only when it is of the catalog reply's class
- * (4xx stays 4xx, 5xx stays 5xx), so a reason never turns a refusal into an acceptance or the reverse.
+ * and enhanced code (the next hop's answer passed on), or an administrator's own (a DNS list's replyCode); it
+ * is used only when it is of the catalog reply's class (4xx stays 4xx, 5xx stays 5xx), so a reason never turns
+ * a refusal into an acceptance or the reverse. `override.text` is an administrator's own wording from the
+ * config (a DNS list's replyText, hMailServer's custom message), rendered with the same {vars}.
  */
 export function replyFor(
   code: string,
@@ -84,8 +86,9 @@ export function replyFor(
   const r = reason(code);
   if (!r.reply) throw new Error(`reason "${code}" has no reply`);
   // Values from the client (or the next hop) end up in the reply: keep them on one line. An administrator's
-  // own words (a setting such as auth.localSenders.message) replace the catalog's text when given.
-  const text = oneLine(override?.text ? override.text : render(r.reply.text, vars));
+  // own words (auth.localSenders.message, a DNS list's replyText) replace the catalog's text when given; their
+  // {placeholders} are filled in the same way.
+  const text = oneLine(render(override?.text || r.reply.text, vars));
   const cls = Math.floor(r.reply.code / 100);
   const replyCode =
     override?.code && Math.floor(override.code / 100) === cls && override.code < 600

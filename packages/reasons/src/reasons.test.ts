@@ -52,7 +52,7 @@ describe('reason catalog', () => {
   it('explains a code with resolution, marking missing values', () => {
     const text = explain('dnsbl.listed', { client_ip: '192.0.2.7' });
     assert.match(text, /192\.0\.2\.7/);
-    assert.match(text, /resolve: .*edge\.trustedNetworks/);
+    assert.match(text, /resolve: .*reputation\.exemptClients/);
     assert.match(text, /\(unknown\)/);
   });
 

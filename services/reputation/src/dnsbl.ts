@@ -1,8 +1,9 @@
-import type { Resolver } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import type { Config } from '@smtpguard/config';
 import { ipv6Groups, plainIp } from '@smtpguard/networks';
-import { isNoData } from './dns.js';
+import type { CachingResolver } from './dns/resolver.js';
+import { isNoData } from './dns/resolver.js';
+import { type AnswerRules, classify } from './lists/answers.js';
+import type { ListHealth, ListKind } from './lists/health.js';
 
 export interface ListHit {
   zone: string;
@@ -10,12 +11,13 @@ export interface ListHit {
   txt: string;
 }
 
-export interface ListResult {
-  hits: ListHit[];
+export interface ListResult<Z extends AnswerRules = AnswerRules> {
+  hits: Array<ListHit & { rules: Z }>;
+  /** Lists that could not be asked (timeout, SERVFAIL, an operator's error code). */
   failedZones: string[];
+  /** Lists skipped because they failed their health check. */
+  disabledZones: string[];
 }
-
-type Zone = Config['reputation']['dnsbl']['zones'][number];
 
 /** The DNS list query name of an IP: reversed octets (IPv4) or reversed nibbles (IPv6), RFC 5782. */
 export function reverseName(ip: string): string {
@@ -31,39 +33,56 @@ export function reverseName(ip: string): string {
   throw new Error(`not an IP address: ${ip}`);
 }
 
-/** An answer counts when it is in 127.0.0.0/8 (RFC 5782) and, if the zone names answers, one of them. */
-function counts(zone: Zone, answer: string): boolean {
-  if (zone.answers.length) return zone.answers.includes(answer);
-  return answer.startsWith('127.') && answer !== '127.0.0.1';
-}
-
 /**
- * Looks the IP up in every zone of a block or allow list, in parallel. A zone that fails (timeout,
- * SERVFAIL) is reported in failedZones, never treated as a listing.
+ * Looks one key (a reversed IP, or a domain for URI lists) up in every list, in parallel. Lists disabled by
+ * the health check are not asked; a list that fails (timeout, SERVFAIL, an error code such as
+ * 127.255.255.254) is reported in failedZones, never treated as a listing.
  */
-export async function checkLists(resolver: Resolver, zones: Zone[], ip: string): Promise<ListResult> {
-  const name = reverseName(plainIp(ip));
-  const results = await Promise.all(
-    zones.map(async (zone): Promise<ListHit | 'clean' | 'failed'> => {
-      const q = `${name}.${zone.zone}`;
-      try {
-        const answers = (await resolver.resolve4(q)).filter((a) => counts(zone, a));
-        if (!answers.length) return 'clean';
-        const txt = await resolver.resolveTxt(q).then(
-          (r) => r.map((parts) => parts.join('')).join(' '),
-          () => '',
-        );
-        return { zone: zone.zone, answers, txt };
-      } catch (err) {
-        return isNoData(err) ? 'clean' : 'failed';
+export async function lookupLists<Z extends AnswerRules>(
+  deps: { resolver: CachingResolver; health: ListHealth },
+  zones: Z[],
+  key: string,
+  kind: ListKind,
+): Promise<ListResult<Z>> {
+  const out: ListResult<Z> = { hits: [], failedZones: [], disabledZones: [] };
+  await Promise.all(
+    zones.map(async (rules) => {
+      if (!(await deps.health.ready(rules.zone, kind))) {
+        out.disabledZones.push(rules.zone);
+        return;
       }
+      const q = `${key}.${rules.zone}`;
+      let answers: string[];
+      try {
+        answers = await deps.resolver.resolve4(q);
+      } catch (err) {
+        if (!isNoData(err)) out.failedZones.push(rules.zone);
+        return;
+      }
+      const c = classify(rules, answers);
+      if (c.errors.length && !c.listed.length) {
+        out.failedZones.push(rules.zone);
+        return;
+      }
+      if (!c.listed.length) return;
+      const txt = await deps.resolver.resolveTxt(q).then(
+        (r) => r.map((parts) => parts.join('')).join(' '),
+        () => '',
+      );
+      out.hits.push({ zone: rules.zone, answers: c.listed, txt, rules });
     }),
   );
-  const hits: ListHit[] = [];
-  const failedZones: string[] = [];
-  results.forEach((r, i) => {
-    if (r === 'failed') failedZones.push((zones[i] as Zone).zone);
-    else if (r !== 'clean') hits.push(r);
-  });
-  return { hits, failedZones };
+  // Report in the configured order, whatever order the answers came in.
+  const order = (z: string) => zones.findIndex((r) => r.zone === z);
+  out.hits.sort((a, b) => order(a.zone) - order(b.zone));
+  return out;
+}
+
+/** lookupLists for a client IP. */
+export function checkLists<Z extends AnswerRules>(
+  deps: { resolver: CachingResolver; health: ListHealth },
+  zones: Z[],
+  ip: string,
+): Promise<ListResult<Z>> {
+  return lookupLists(deps, zones, reverseName(plainIp(ip)), 'ip');
 }

@@ -1,6 +1,6 @@
-import type { Resolver } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { plainIp } from '@smtpguard/networks';
+import type { CachingResolver } from './dns/resolver.js';
 
 // A client with more PTR names than this is checked on the first ones only.
 const MAX_NAMES = 5;
@@ -10,7 +10,7 @@ const MAX_NAMES = 5;
  * "" when there is none (no PTR, or no name resolves back); lookup errors count as unverified.
  */
 export async function fcrdns(
-  resolver: Resolver,
+  resolver: CachingResolver,
   ip: string,
 ): Promise<{ hostname: string; verified: boolean }> {
   const addr = plainIp(ip);

@@ -1,4 +1,12 @@
-export { createResolver } from './dns.js';
-export { checkLists, type ListResult, reverseName } from './dnsbl.js';
+export { checkClient } from './client.js';
+export { checkContent, extractLinks } from './content.js';
+export { CachingResolver, DnsError, type DnsStats, reverseZone } from './dns/resolver.js';
+export { checkLists, lookupLists, reverseName } from './dnsbl.js';
 export { fcrdns } from './fcrdns.js';
-export { checkSpf } from './spf.js';
+export { checkHelo } from './helo.js';
+export { classify } from './lists/answers.js';
+export { ListHealth, type ZoneHealth } from './lists/health.js';
+export { verifyMessage } from './message-auth.js';
+export { checkSenderDomain } from './sender-domain.js';
+export { Reputation } from './service.js';
+export { checkSpf, defaultExplanation, spfVerdict } from './spf.js';

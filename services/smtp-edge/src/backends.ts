@@ -1,7 +1,7 @@
 import type { Client } from '@grpc/grpc-js';
 import type { BackendConfig, Config } from '@smtpguard/config';
 import { auth, greylist, reputation } from '@smtpguard/contracts';
-import { createClient, unary } from '@smtpguard/grpc-kit';
+import { clientStream, createClient, unary } from '@smtpguard/grpc-kit';
 
 export type BackendName = 'auth' | 'reputation' | 'greylist';
 
@@ -45,6 +45,20 @@ export class Backends {
   ): Promise<Res> {
     const client = this[name] as unknown as Client;
     return unary(name, client, method, request, this.cfg[name].deadlineMs);
+  }
+
+  /**
+   * One client-streaming call (requests written with backpressure), with the backend's deadline or a longer
+   * one for the whole stream.
+   */
+  stream<Req, Res>(
+    name: BackendName,
+    method: Parameters<typeof clientStream<Req, Res>>[2],
+    requests: AsyncIterable<Req>,
+    deadlineMs = this.cfg[name].deadlineMs,
+  ): Promise<Res> {
+    const client = this[name] as unknown as Client;
+    return clientStream(name, client, method, requests, deadlineMs);
   }
 
   close(): void {

@@ -85,6 +85,11 @@ interface Methods {
   consumeSendingQuota: [auth.ConsumeSendingQuotaRequest, auth.ConsumeSendingQuotaResponse];
   checkClient: [reputation.CheckClientRequest, reputation.CheckClientResponse];
   checkSender: [reputation.CheckSenderRequest, reputation.CheckSenderResponse];
+  checkHelo: [reputation.CheckHeloRequest, reputation.CheckHeloResponse];
+  checkSenderDomain: [reputation.CheckSenderDomainRequest, reputation.CheckSenderDomainResponse];
+  checkContent: [reputation.CheckContentRequest, reputation.CheckContentResponse];
+  /** Client streaming: the handler gets every request of the stream. */
+  verifyMessage: [reputation.VerifyMessageRequest[], reputation.VerifyMessageResponse];
   check: [greylist.CheckRequest, greylist.CheckResponse];
 }
 export type MethodName = keyof Methods;
@@ -101,6 +106,10 @@ const OWNER: Record<MethodName, BackendName> = {
   consumeSendingQuota: 'auth',
   checkClient: 'reputation',
   checkSender: 'reputation',
+  checkHelo: 'reputation',
+  checkSenderDomain: 'reputation',
+  checkContent: 'reputation',
+  verifyMessage: 'reputation',
   check: 'greylist',
 };
 
@@ -125,7 +134,14 @@ export class FakeBackends {
     checkPopBeforeSmtp: this.stub('checkPopBeforeSmtp'),
     consumeSendingQuota: this.stub('consumeSendingQuota'),
   };
-  readonly reputation = { checkClient: this.stub('checkClient'), checkSender: this.stub('checkSender') };
+  readonly reputation = {
+    checkClient: this.stub('checkClient'),
+    checkSender: this.stub('checkSender'),
+    checkHelo: this.stub('checkHelo'),
+    checkSenderDomain: this.stub('checkSenderDomain'),
+    checkContent: this.stub('checkContent'),
+    verifyMessage: this.stub('verifyMessage'),
+  };
   readonly greylist = { check: this.stub('check') };
   private readonly handlers: Handlers;
 
@@ -146,6 +162,13 @@ export class FakeBackends {
     const handler = this.handlers[name] as ((req: unknown) => unknown) | undefined;
     if (!handler) throw new Error(`unexpected backend call ${backend}.${name}`);
     return handler(request);
+  }
+
+  /** A client-streaming call: the handler gets the requests as one array. */
+  async stream(backend: BackendName, method: unknown, requests: AsyncIterable<unknown>): Promise<unknown> {
+    const all: unknown[] = [];
+    for await (const r of requests) all.push(r);
+    return this.call(backend, method, all);
   }
 
   /** As EngineDeps wants it. */

@@ -1,5 +1,5 @@
 import type { Context, Span } from '@opentelemetry/api';
-import { type auth, common } from '@smtpguard/contracts';
+import { type auth, common, type reputation } from '@smtpguard/contracts';
 import type { Vars } from '@smtpguard/reasons';
 import { type HopTransaction, newMessageId } from './delivery/next-hop.js';
 
@@ -17,7 +17,8 @@ export type Params = Record<string, string | true>;
 /** What the connect-time reputation lookup found; taken at connect, delivered at RCPT. */
 export type ClientReputation =
   | { kind: 'clean' }
-  | { kind: 'listed'; zone: string; answers: string }
+  /** The reputation service's verdict (reject, defer, tag, or nothing to do). */
+  | { kind: 'verdict'; verdict: reputation.Verdict }
   | { kind: 'error'; refuse: boolean; error: string };
 
 /** One mail transaction: MAIL FROM up to the end of DATA, RSET, HELO/EHLO or STARTTLS. */
@@ -78,6 +79,8 @@ export class Session {
   reputation: Promise<ClientReputation> | undefined;
   /** The client is on a DNS allow list (set when the connect lookup finished). */
   dnswlListed = false;
+  /** Header fields of HELO verdicts (a tagged HELO name) that every transaction of the session gets. */
+  heloHeaders: string[] = [];
   tx: Transaction | undefined;
   transactions = 0;
   /** 5xx replies since the last accepted message (edge.limits.maxErrors). */
@@ -119,6 +122,7 @@ export class Session {
     this.popAccount = '';
     this.transactions += 1;
     this.tx = new Transaction(`${this.id}.${this.transactions}`, sender, params);
+    this.tx.headers.push(...this.heloHeaders);
     return this.tx;
   }
 
@@ -131,6 +135,7 @@ export class Session {
   resetToGreeting(): void {
     this.endTransaction();
     this.helo = '';
+    this.heloHeaders = [];
     this.user = '';
     this.popAccount = '';
   }

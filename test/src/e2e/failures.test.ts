@@ -63,7 +63,7 @@ describe('embedded mode (no NATS, spool next hop)', () => {
       const text = await readFile(join(spool, files[0] as string), 'utf8');
       assert.match(
         text,
-        /^Return-Path: <alice@example\.test>\r\nX-Smtpguard-Envelope-To: <friend@remote\.example>\r\nReceived: from /,
+        /^Return-Path: <alice@example\.test>\r\nX-Smtpguard-Envelope-To: <friend@remote\.example>\r\nAuthentication-Results: mx\.example\.test; auth=pass smtp\.auth=alice@example\.test\r\nReceived: from /,
       );
       assert.ok(
         text.endsWith(

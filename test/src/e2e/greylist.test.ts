@@ -52,6 +52,8 @@ before(async () => {
     '10.0.0.127.in-addr.arpa': { PTR: ['mx2.friend.test'] },
     'mx2.friend.test': { A: ['192.0.2.1'] },
     // DNSWL listing of 127.0.0.9
+    // RFC 5782 test point: a list without it fails the health check and is not asked.
+    '2.0.0.127.dnswl.test': { A: ['127.0.10.1'] },
     '9.0.0.127.dnswl.test': { A: ['127.0.10.1'] },
   });
   sys = await startTestSystem({

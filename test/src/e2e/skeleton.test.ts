@@ -102,7 +102,7 @@ describe('walking skeleton', () => {
     assert.equal(passed.decision.outcome, events.Outcome.OUTCOME_PASS);
   });
 
-  it('delivers mail for a local user byte for byte, plus the Received and X-Greylist delay headers', async () => {
+  it('delivers mail for a local user byte for byte, plus Received-SPF, Authentication-Results, Received and X-Greylist', async () => {
     const from = 'bytes@sender.example';
     const message = testMessage(from, 'alice@example.test', 'bytes');
     const before = hop.messages.length;
@@ -117,8 +117,9 @@ describe('walking skeleton', () => {
     assert.equal(got.from, from);
     assert.deepEqual(got.to, ['alice@example.test']);
     const text = got.raw.toString('utf8');
+    // The checks' fields (Received-SPF, Authentication-Results) come first, then the trace headers.
     const received =
-      /^Received: from client\.example\.net \(\[127\.0\.0\.1\]\)\r\n\tby mx\.example\.test \(smtpguard\) with ESMTP id ([0-9A-F]{20})\r\n\tfor <alice@example\.test>;\r\n\t[^\r\n]+\r\nX-Greylist: delayed [23] seconds by smtpguard at mx\.example\.test; [^\r\n]+\r\n/.exec(
+      /^Received-SPF: none \(mx\.example\.test: sender\.example does not designate permitted sender hosts\) [^\r\n]+\r\nAuthentication-Results: mx\.example\.test; dkim=none [^\r\n]+ dmarc=none [^\r\n]+\r\nReceived: from client\.example\.net \(\[127\.0\.0\.1\]\)\r\n\tby mx\.example\.test \(smtpguard\) with ESMTP id ([0-9A-F]{20})\r\n\tfor <alice@example\.test>;\r\n\t[^\r\n]+\r\nX-Greylist: delayed [23] seconds by smtpguard at mx\.example\.test; [^\r\n]+\r\n/.exec(
         text,
       );
     assert.ok(received, `unexpected header block:\n${text.slice(0, 300)}`);

@@ -4,6 +4,7 @@ import { waitFor } from '@smtpguard/testing';
 
 /** A decision as the embedded mode writes it (proto3 JSON, one a line). */
 export interface FileDecision {
+  id?: string;
   subject: string;
   service: string;
   phase: string;

@@ -33,7 +33,14 @@ describe('DataInspector', { timeout: 5000 }, () => {
     const msg = 'Subject: hi\r\n\r\nHello\r\n';
     const { facts, out } = await inspect(['Subject: hi\r\n', '\r\nHel', 'lo\r\n']);
     assert.equal(out, msg);
-    assert.deepEqual(facts, { ...emptyFacts(), bytes: msg.length, longestLine: 13 });
+    assert.deepEqual(facts, { ...emptyFacts(), bytes: msg.length, longestLine: 13, headerBytes: 15 });
+  });
+
+  it('counts the header section up to its empty line, or all of a message without one', async () => {
+    const split = await inspect(['Subject: hi\r\nX-A: ', 'b\r\n\r\nbody line\r\n']);
+    assert.equal(split.facts.headerBytes, 'Subject: hi\r\nX-A: b\r\n\r\n'.length);
+    const none = await inspect(['0123456789\r\n', '0123456789\r\n']);
+    assert.equal(none.facts.headerBytes, 24);
   });
 
   it('starts with empty facts (complete is set by the receiver)', async () => {

@@ -24,6 +24,8 @@ export interface DataFacts {
   longestLine: number;
   /** Received header fields in the header section. */
   receivedHeaders: number;
+  /** Octets of the header section (up to the empty line, or all of a message that has none). */
+  headerBytes: number;
   /** The client ended the message (the final dot arrived); false when it went away or was cut off. */
   complete: boolean;
 }
@@ -43,6 +45,7 @@ export function emptyFacts(): DataFacts {
     nul: { count: 0, first: -1 },
     longestLine: 0,
     receivedHeaders: 0,
+    headerBytes: 0,
     complete: false,
   };
 }
@@ -150,6 +153,7 @@ export class DataInspector extends Transform {
 
   /** Follows the header section: counts Received fields, ends at the first empty line. */
   private headerLine(chunk: Buffer, from: number, to: number, partial = false): void {
+    this.facts.headerBytes += to - from + (partial ? 0 : 1);
     if (this.headerStart.length < RECEIVED.length) {
       this.headerStart += chunk.toString('latin1', from, Math.min(to, from + RECEIVED.length));
     }

@@ -22,7 +22,10 @@ export interface Verdict<R extends ReasonCode = ReasonCode> {
   attributes?: Record<string, string | undefined>;
   /** Send the reason's reply to the client and end the phase. */
   refuse?: boolean;
-  /** Another server's code and enhanced code passed on (the next hop's answer), within the reply's class. */
+  /**
+   * Another server's code and enhanced code passed on (the next hop's answer), within the reply's class; or
+   * the administrator's own code and text for this refusal (a DNS list's replyCode/replyText).
+   */
   replyOverride?: { code?: number; enhanced?: string; text?: string };
   /** Close the connection after the reply (a 421 closes anyway). */
   close?: boolean;

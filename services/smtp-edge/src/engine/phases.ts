@@ -5,8 +5,11 @@ import { trustedNetwork } from '../checks/connect/trusted-network.js';
 import { hopCount } from '../checks/data/hop-count.js';
 import { lineEndings } from '../checks/data/line-endings.js';
 import { lineLength } from '../checks/data/line-length.js';
+import { messageAuth } from '../checks/data/message-auth.js';
 import { messageSize } from '../checks/data/message-size.js';
+import { uribl } from '../checks/data/uribl.js';
 import { heloFqdn } from '../checks/helo/helo-fqdn.js';
+import { heloHost } from '../checks/helo/helo-host.js';
 import { heloLiteral } from '../checks/helo/helo-literal.js';
 import { heloSyntax } from '../checks/helo/helo-syntax.js';
 import { accountRecheck } from '../checks/mail/account-recheck.js';
@@ -14,6 +17,7 @@ import { emptySender } from '../checks/mail/empty-sender.js';
 import { mailParams } from '../checks/mail/mail-params.js';
 import { popBeforeSmtp } from '../checks/mail/pop-before-smtp.js';
 import { sender } from '../checks/mail/sender.js';
+import { senderDomain } from '../checks/mail/sender-domain.js';
 import { sendingLimit } from '../checks/mail/sending-limit.js';
 import { spf } from '../checks/mail/spf.js';
 import { submissionAuth } from '../checks/mail/submission-auth.js';
@@ -38,7 +42,7 @@ import type { PhaseLists } from './runner.js';
 export const PHASES: PhaseLists = {
   // At accept time, before the greeting delay: nothing is spent on a client the limits refuse.
   connect: [connectionLimits, trustedNetwork, clientReputation],
-  helo: [heloSyntax, heloFqdn, heloLiteral],
+  helo: [heloSyntax, heloFqdn, heloLiteral, heloHost],
   auth: [authenticate],
   // Who is sending is settled first (account re-check, trusted host name, POP-before-SMTP), so that submission
   // and the sender checks see the one definition of "authorized" (Session.authorized).
@@ -51,6 +55,7 @@ export const PHASES: PhaseLists = {
     submissionAuth,
     sender,
     sendingLimit,
+    senderDomain,
     spf,
   ],
   rcpt: [
@@ -66,6 +71,6 @@ export const PHASES: PhaseLists = {
     nextHopRecipient,
   ],
   // At the end of the message, on the facts the inspector gathered while it streamed to the next hop.
-  data: [messageSize, lineEndings, lineLength, hopCount],
+  data: [messageSize, lineEndings, lineLength, hopCount, uribl, messageAuth],
   queue: [delivery],
 };

@@ -1,22 +1,35 @@
+import type { reputation } from '@smtpguard/contracts';
 import { BackendError } from '@smtpguard/grpc-kit';
 import { defineCheck } from '../../engine/check.js';
 import { type ClientReputation, sessionContext } from '../../session.js';
+import { applyVerdict } from '../reputation-verdict.js';
+
+const REASONS = [
+  'dnsbl.clean',
+  'dnsbl.listed',
+  'dnsbl.deferred',
+  'dnsbl.tagged',
+  'dnsbl.below_threshold',
+  'dnsbl.exempt',
+] as const;
 
 /**
- * reputation.CheckClient at connect: DNS block and allow lists and FCrDNS. It runs in the background while the
- * greeting delay runs and the client introduces itself; the verified host name and the allow-list result feed
- * greylisting, and a listing is delivered at RCPT (the dnsbl check) so postmaster and abuse stay reachable.
- * Trusted clients and a load balancer's own connections (its health checks) are not looked up.
+ * reputation.CheckClient at connect: DNS block and allow lists (scored, per-zone actions, health-checked) and
+ * FCrDNS. It runs in the background while the greeting delay runs and the client introduces itself; the
+ * verified host name and the allow-list result feed greylisting, and the service's verdict (reject, defer, tag)
+ * is delivered at RCPT (the dnsbl check) so postmaster and abuse stay reachable. Trusted clients and a
+ * load balancer's own connections (its health checks) are not looked up.
  */
 export const clientReputation = defineCheck({
   name: 'client-reputation',
   phase: 'connect',
-  reasons: ['dnsbl.clean', 'dnsbl.listed', 'dnsbl.error'],
+  reasons: [...REASONS, 'dnsbl.error'],
   settings: [
     'edge.checks.dnsbl.enabled',
     'edge.checks.dnsbl.failureMode',
     'reputation.dnsbl',
     'reputation.dnswl',
+    'reputation.exemptClients',
   ],
   background: true,
   enabled: (ctx) => !ctx.session.trustedRule && !ctx.session.loadBalancer,
@@ -32,30 +45,23 @@ export const clientReputation = defineCheck({
       });
       if (r.fcrdnsVerified) s.clientHostname = r.reverseHostname;
       s.dnswlListed = r.allowHits.length > 0;
-      const hit = ctx.cfg.edge.checks.dnsbl.enabled ? r.blockHits[0] : undefined;
-      if (hit) {
-        const answers = hit.answers.join(',');
-        settle({ kind: 'listed', zone: hit.zone, answers });
-        return {
-          outcome: 'fail',
-          reason: 'dnsbl.listed',
-          vars: { zone: hit.zone, answers },
-          attributes: { zone: hit.zone, answers, txt: hit.txt },
-        };
-      }
-      settle({ kind: 'clean' });
-      const zones = ctx.cfg.reputation.dnsbl.zones.map((z) => z.zone).join(', ') || 'no zones';
-      return {
-        outcome: 'pass',
-        reason: 'dnsbl.clean',
-        vars: { zones },
-        attributes: r.failedZones.length ? { failed_zones: r.failedZones.join(',') } : {},
-      };
+      const v = applyVerdict(r.verdict, REASONS, { skips: ['dnsbl.exempt', 'dnsbl.below_threshold'] });
+      settle(
+        ctx.cfg.edge.checks.dnsbl.enabled
+          ? { kind: 'verdict', verdict: r.verdict as reputation.Verdict }
+          : { kind: 'clean' },
+      );
+      const attributes: Record<string, string | undefined> = { ...v.attributes, score: String(r.score) };
+      if (r.failedZones.length) attributes.failed_zones = r.failedZones.join(',');
+      if (r.disabledZones.length) attributes.disabled_zones = r.disabledZones.join(',');
+      // The refusal or the tag is delivered at RCPT.
+      return { ...v, refuse: false, replyOverride: undefined, headers: undefined, attributes };
     } catch (err) {
       const error = err instanceof BackendError ? err.message : String(err);
       const mode = ctx.cfg.edge.checks.dnsbl.failureMode;
       // The refusal, if any, is delivered at RCPT like a listing.
       settle({ kind: 'error', refuse: mode === 'fail-closed', error });
+      if (!(err instanceof BackendError)) throw err;
       return {
         outcome: 'error',
         reason: 'dnsbl.error',

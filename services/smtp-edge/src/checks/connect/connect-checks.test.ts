@@ -123,8 +123,14 @@ describe('trusted network', () => {
 describe('client reputation', () => {
   const hit = (zone: string, answers: string[], txt = '') =>
     reputation.ListHit.fromPartial({ zone, answers, txt });
+  const A = reputation.ListAction;
+  const clean = { action: A.LIST_ACTION_NONE, reasonCode: 'dnsbl.clean', vars: { zones: 'zen.example.org' } };
   const answer = (r: Partial<reputation.CheckClientResponse>) =>
-    reputation.CheckClientResponse.fromPartial(r);
+    reputation.CheckClientResponse.fromPartial({ verdict: clean, ...r });
+  const settledClean = (v: unknown) => {
+    assert.equal((v as { kind: string }).kind, 'verdict');
+    assert.equal((v as { verdict: reputation.Verdict }).verdict.action, A.LIST_ACTION_NONE);
+  };
 
   /** A reputation backend whose answer waits until release() is called. */
   function gated(result: () => reputation.CheckClientResponse) {
@@ -171,22 +177,33 @@ describe('client reputation', () => {
     assert.equal(settled, false);
     assert.deepEqual(records, []);
     release();
-    assert.deepEqual(await session.reputation, { kind: 'clean' });
+    settledClean(await session.reputation);
     await until(() => records.length === 1);
   });
 
-  it('settles a listing with zone and answers and records dnsbl.listed without refusing', async () => {
+  it("settles the service's verdict and records dnsbl.listed at connect without refusing", async () => {
+    const verdict = reputation.Verdict.fromPartial({
+      action: A.LIST_ACTION_REJECT,
+      reasonCode: 'dnsbl.listed',
+      vars: {
+        zone: 'zen.example.org',
+        zones: 'zen.example.org',
+        answers: '127.0.0.2,127.0.0.4',
+        txt: 'see url',
+      },
+    });
     const { backends, release } = gated(() =>
-      answer({ listed: true, blockHits: [hit('zen.example.org', ['127.0.0.2', '127.0.0.4'], 'see url')] }),
+      answer({
+        listed: true,
+        score: 2,
+        blockHits: [hit('zen.example.org', ['127.0.0.2', '127.0.0.4'], 'see url')],
+        verdict,
+      }),
     );
     const session = newSession();
     const { records } = start(session, backends);
     release();
-    assert.deepEqual(await session.reputation, {
-      kind: 'listed',
-      zone: 'zen.example.org',
-      answers: '127.0.0.2,127.0.0.4',
-    });
+    assert.deepEqual(await session.reputation, { kind: 'verdict', verdict });
     await until(() => records.length === 1);
     const d = only(records);
     assert.equal(d.phase, 'connect');
@@ -195,25 +212,50 @@ describe('client reputation', () => {
     assert.equal(d.reply, undefined, 'the listing is delivered at RCPT');
     assert.deepEqual(d.attributes, {
       zone: 'zen.example.org',
+      zones: 'zen.example.org',
       answers: '127.0.0.2,127.0.0.4',
       txt: 'see url',
+      score: '2',
     });
   });
 
-  it('settles a clean client and records the zones looked up and the ones that failed', async () => {
-    const { backends, release } = gated(() => answer({ failedZones: ['bl.example.net'] }));
+  it('settles a clean client and records the zones looked up, the ones that failed and the disabled ones', async () => {
+    const { backends, release } = gated(() =>
+      answer({
+        failedZones: ['bl.example.net'],
+        disabledZones: ['wild.example.net'],
+        verdict: reputation.Verdict.fromPartial({
+          ...clean,
+          vars: { zones: 'zen.example.org, bl.example.net' },
+        }),
+      }),
+    );
     const session = newSession();
-    const yaml =
-      'reputation:\n  dnsbl:\n    zones:\n      - zone: zen.example.org\n      - zone: bl.example.net\n';
-    const { records } = start(session, backends, yaml);
+    const { records } = start(session, backends);
     release();
-    assert.deepEqual(await session.reputation, { kind: 'clean' });
+    settledClean(await session.reputation);
     await until(() => records.length === 1);
     const d = only(records);
     assert.equal(d.outcome, 'pass');
     assert.equal(d.reasonCode, 'dnsbl.clean');
     assert.equal(d.detail, '192.0.2.7 was looked up in zen.example.org, bl.example.net and is not listed.');
-    assert.deepEqual(d.attributes, { failed_zones: 'bl.example.net' });
+    assert.equal(d.attributes?.failed_zones, 'bl.example.net');
+    assert.equal(d.attributes?.disabled_zones, 'wild.example.net');
+  });
+
+  it('records a listing below the threshold and an exempt client as skips', async () => {
+    for (const reasonCode of ['dnsbl.below_threshold', 'dnsbl.exempt']) {
+      const { backends, release } = gated(() =>
+        answer({
+          verdict: reputation.Verdict.fromPartial({ action: A.LIST_ACTION_NONE, reasonCode, vars: {} }),
+        }),
+      );
+      const { records } = start(newSession(), backends);
+      release();
+      await until(() => records.length === 1);
+      assert.equal(only(records).outcome, 'skip');
+      assert.equal(only(records).reasonCode, reasonCode);
+    }
   });
 
   it('keeps the verified FCrDNS name and the DNSWL result on the session', async () => {

@@ -219,13 +219,24 @@ describe('account recheck', () => {
 
 describe('spf', () => {
   const R = reputation.SpfResult;
-  const answering = (spfResult: reputation.SpfResult, explanation = '') =>
+  const A = reputation.ListAction;
+  const answering = (
+    spfResult: reputation.SpfResult,
+    verdict: Partial<reputation.Verdict> = {},
+    explanation = '',
+  ) =>
     new FakeBackends({
       checkSender: () =>
         reputation.CheckSenderResponse.fromPartial({
           spf: spfResult,
           spfDomain: 'example.org',
           spfExplanation: explanation,
+          verdict: {
+            action: A.LIST_ACTION_NONE,
+            reasonCode: 'spf.pass',
+            vars: { domain: 'example.org', result: 'pass', explanation },
+            ...verdict,
+          },
         }),
     });
 
@@ -249,19 +260,26 @@ describe('spf', () => {
     assert.equal(req?.session?.clientIp, '192.0.2.7');
   });
 
-  it('records a pass and keeps the domain for greylisting', async () => {
-    const ctx = mailContext('alice@example.org', { backends: answering(R.SPF_RESULT_PASS) });
+  it('records a pass, keeps the domain for greylisting and adds the Received-SPF field', async () => {
+    const header =
+      'Received-SPF: pass (mx: domain of alice@example.org designates 192.0.2.7) client-ip=192.0.2.7;';
+    const ctx = mailContext('alice@example.org', {
+      backends: answering(R.SPF_RESULT_PASS, { headers: [header] }),
+    });
     const r = await runPhase('mail', [spf], ctx);
     assert.equal(r.refusal, undefined);
     assert.equal(ctx.tx.spfPassDomain, 'example.org');
+    assert.deepEqual(ctx.tx.headers, [header]);
     const d = only(r.records);
     assert.equal(d.outcome, 'pass');
     assert.equal(d.reasonCode, 'spf.pass');
     assert.deepEqual(d.attributes, { result: 'pass', domain: 'example.org' });
   });
 
-  it('records a fail without refusing by default', async () => {
-    const ctx = mailContext('alice@example.org', { backends: answering(R.SPF_RESULT_FAIL) });
+  it('records a fail the service accepts (outcome fail, no reply)', async () => {
+    const ctx = mailContext('alice@example.org', {
+      backends: answering(R.SPF_RESULT_FAIL, { reasonCode: 'spf.fail' }),
+    });
     const r = await runPhase('mail', [spf], ctx);
     assert.equal(r.refusal, undefined);
     assert.equal(ctx.tx.spfPassDomain, '');
@@ -270,14 +288,22 @@ describe('spf', () => {
     assert.equal(only(r.records).reply, undefined);
   });
 
-  it('refuses a fail 550 5.7.23 with rejectFail', async () => {
-    const cfg = config('edge:\n  checks:\n    spf:\n      rejectFail: true\n');
-    const backends = answering(R.SPF_RESULT_FAIL, 'Not authorized');
-    const r = await runPhase('mail', [spf], mailContext('alice@example.org', { backends, cfg }));
+  it('refuses a fail the service rejects, with the code it chose (554 as MailEnable)', async () => {
+    const backends = answering(
+      R.SPF_RESULT_FAIL,
+      {
+        action: A.LIST_ACTION_REJECT,
+        reasonCode: 'spf.fail',
+        replyCode: 554,
+        vars: { domain: 'example.org', result: 'fail', explanation: 'Not authorized' },
+      },
+      'Not authorized',
+    );
+    const r = await runPhase('mail', [spf], mailContext('alice@example.org', { backends }));
     assert.deepEqual(r.refusal?.reply, {
-      code: 550,
+      code: 554,
       enhanced: '5.7.23',
-      text: 'The IP address of the sender (192.0.2.7) does not match the SPF record of example.org',
+      text: 'The IP address of the sender (192.0.2.7) does not match the SPF record of example.org: Not authorized',
     });
     assert.equal(
       only(r.records).detail,
@@ -286,43 +312,45 @@ describe('spf', () => {
     );
   });
 
-  for (const [result, name] of [
-    [R.SPF_RESULT_TEMPERROR, 'temperror'],
-    [R.SPF_RESULT_PERMERROR, 'permerror'],
-  ] as const) {
-    it(`records ${name} as spf.error with outcome error, without refusing`, async () => {
-      const cfg = config(
-        'edge:\n  checks:\n    spf:\n      failureMode: fail-closed\n      rejectFail: true\n',
-      );
-      const r = await runPhase(
-        'mail',
-        [spf],
-        mailContext('alice@example.org', { backends: answering(result), cfg }),
-      );
-      assert.equal(r.refusal, undefined);
-      const d = only(r.records);
-      assert.equal(d.outcome, 'error');
-      assert.equal(d.reasonCode, 'spf.error');
-      assert.equal(d.detail, `SPF for <alice@example.org> from 192.0.2.7 could not be evaluated: ${name}.`);
-    });
-  }
+  it('defers a temperror (451 4.4.3) and records an accepted permerror as an error', async () => {
+    const temp = await runPhase(
+      'mail',
+      [spf],
+      mailContext('alice@example.org', {
+        backends: answering(R.SPF_RESULT_TEMPERROR, {
+          action: A.LIST_ACTION_DEFER,
+          reasonCode: 'spf.temperror',
+        }),
+      }),
+    );
+    assert.equal(temp.refusal?.reply.code, 451);
+    assert.equal(temp.refusal?.reply.enhanced, '4.4.3');
+    const perm = await runPhase(
+      'mail',
+      [spf],
+      mailContext('alice@example.org', {
+        backends: answering(R.SPF_RESULT_PERMERROR, { reasonCode: 'spf.permerror' }),
+      }),
+    );
+    assert.equal(perm.refusal, undefined);
+    assert.equal(only(perm.records).outcome, 'error');
+  });
 
-  for (const [result, name] of [
-    [R.SPF_RESULT_NONE, 'none'],
-    [R.SPF_RESULT_NEUTRAL, 'neutral'],
-    [R.SPF_RESULT_SOFTFAIL, 'softfail'],
-  ] as const) {
-    it(`records ${name} as spf.not_pass (skip)`, async () => {
-      const ctx = mailContext('alice@example.org', { backends: answering(result) });
-      const r = await runPhase('mail', [spf], ctx);
-      assert.equal(r.refusal, undefined);
-      assert.equal(ctx.tx.spfPassDomain, '');
-      const d = only(r.records);
-      assert.equal(d.outcome, 'skip');
-      assert.equal(d.reasonCode, 'spf.not_pass');
-      assert.equal(d.detail, `SPF for example.org and 192.0.2.7: ${name}.`);
+  it('records none and neutral as spf.not_pass (skip), and refuses a reason it does not declare', async () => {
+    const ctx = mailContext('alice@example.org', {
+      backends: answering(R.SPF_RESULT_NEUTRAL, {
+        reasonCode: 'spf.not_pass',
+        vars: { domain: 'example.org', result: 'neutral' },
+      }),
     });
-  }
+    const r = await runPhase('mail', [spf], ctx);
+    assert.equal(only(r.records).outcome, 'skip');
+    assert.equal(only(r.records).detail, 'SPF for example.org and 192.0.2.7: neutral.');
+    const bad = mailContext('alice@example.org', {
+      backends: answering(R.SPF_RESULT_PASS, { reasonCode: 'relay.denied' }),
+    });
+    await assert.rejects(runPhase('mail', [spf], bad), /does not declare/);
+  });
 
   describe('when the reputation service cannot be asked', () => {
     const down = () =>

@@ -231,8 +231,15 @@ describe('sending limits, local-only, relay sender criteria', () => {
 describe('one definition of authorized: DNSBL refusals', () => {
   it('does not refuse a listed client authorized by POP-before-SMTP or a trusted host name', async () => {
     const { dnsbl } = await import('../rcpt/dnsbl.js');
+    const { reputation } = await import('@smtpguard/contracts');
     const s = newSession();
-    s.reputation = Promise.resolve({ kind: 'listed', zone: 'dnsbl.test', answers: '127.0.0.2' });
+    s.reputation = Promise.resolve({
+      kind: 'verdict',
+      verdict: reputation.Verdict.fromPartial({
+        action: reputation.ListAction.LIST_ACTION_REJECT,
+        reasonCode: 'dnsbl.listed',
+      }),
+    });
     assert.equal(dnsbl.enabled?.(rcptContext('alice@example.test', { session: s })), true);
     s.popAccount = 'alice@example.test';
     assert.equal(dnsbl.enabled?.(rcptContext('alice@example.test', { session: s })), false);

@@ -1,42 +1,40 @@
 import { reputation } from '@smtpguard/contracts';
 import { defineCheck } from '../../engine/check.js';
 import { sessionContext } from '../../session.js';
+import { applyVerdict } from '../reputation-verdict.js';
+
+const REASONS = [
+  'spf.pass',
+  'spf.fail',
+  'spf.softfail',
+  'spf.not_pass',
+  'spf.temperror',
+  'spf.permerror',
+] as const;
 
 /**
- * SPF of the sender for the client IP (reputation.CheckSender). A pass lets greylisting key sender pools on the
- * domain; a fail is refused only with edge.checks.spf.rejectFail. Skipped for authenticated and trusted clients.
+ * SPF of the sender (or of the HELO name for the null sender) for the client IP, reputation.CheckSender. The
+ * reputation service decides what each result does (reputation.spf: reject, defer, tag or record) and gives the
+ * Received-SPF header field; a pass lets greylisting key sender pools on the domain. Skipped for authenticated
+ * and trusted clients.
  */
 export const spf = defineCheck({
   name: 'spf',
   phase: 'mail',
-  reasons: ['spf.pass', 'spf.fail', 'spf.not_pass', 'spf.error'],
-  settings: ['edge.checks.spf.enabled', 'edge.checks.spf.rejectFail', 'edge.checks.spf.failureMode'],
+  reasons: [...REASONS, 'spf.error'],
+  settings: ['edge.checks.spf.enabled', 'edge.checks.spf.failureMode', 'reputation.spf'],
   enabled: (ctx) => ctx.cfg.edge.checks.spf.enabled && !ctx.session.authorized,
   onBackendError: { reason: 'spf.error', mode: (cfg) => cfg.edge.checks.spf.failureMode },
   async run(ctx) {
     const r = await ctx.deps.backends.call('reputation', ctx.deps.backends.reputation.checkSender, {
       session: sessionContext(ctx.session),
     });
-    const result = reputation.spfResultToJSON(r.spf).replace('SPF_RESULT_', '').toLowerCase();
-    const vars = { domain: r.spfDomain, result, explanation: r.spfExplanation };
-    const attributes = { result, domain: r.spfDomain };
-    switch (r.spf) {
-      case reputation.SpfResult.SPF_RESULT_PASS:
-        ctx.tx.spfPassDomain = r.spfDomain;
-        return { outcome: 'pass', reason: 'spf.pass', vars, attributes };
-      case reputation.SpfResult.SPF_RESULT_FAIL:
-        return {
-          outcome: 'fail',
-          reason: 'spf.fail',
-          vars,
-          attributes,
-          refuse: ctx.cfg.edge.checks.spf.rejectFail,
-        };
-      case reputation.SpfResult.SPF_RESULT_TEMPERROR:
-      case reputation.SpfResult.SPF_RESULT_PERMERROR:
-        return { outcome: 'error', reason: 'spf.error', vars: { ...vars, error: result }, attributes };
-      default:
-        return { outcome: 'skip', reason: 'spf.not_pass', vars, attributes };
-    }
+    if (r.spf === reputation.SpfResult.SPF_RESULT_PASS) ctx.tx.spfPassDomain = r.spfDomain;
+    const v = applyVerdict(r.verdict, REASONS, {
+      errors: ['spf.temperror', 'spf.permerror'],
+      skips: ['spf.not_pass'],
+      fails: ['spf.fail', 'spf.softfail'],
+    });
+    return { ...v, attributes: { result: r.verdict?.vars.result, domain: r.spfDomain } };
   },
 });

@@ -1,6 +1,7 @@
 import { pipeline } from 'node:stream/promises';
 import { formatReply, type Vars } from '@smtpguard/reasons';
 import { DeliveryError, type HopReply } from '../../delivery/next-hop.js';
+import { withoutOwnAuthResults } from '../../delivery/own-auth-results.js';
 import { defineCheck, type Verdict } from '../../engine/check.js';
 
 type Reasons = 'queue.accepted' | 'queue.nexthop_deferred' | 'queue.nexthop_rejected';
@@ -33,7 +34,8 @@ function answer(reply: HopReply, vars: Vars, next_hop: string): Verdict<Reasons>
 
 /**
  * The hand-off, once every DATA check passed: DATA at the next hop (its transaction has waited since the first
- * recipient), the checks' header fields and the trace headers, the message as received, the final dot (or the
+ * recipient), the checks' header fields and the trace headers, the message as received (less any
+ * Authentication-Results field the client sent in this host's name, RFC 8601 5), the final dot (or the
  * spool file synced and renamed), and the next hop's answer passed on: the client's 250 is the next hop's 250.
  * A next hop that cannot be reached or loses the connection gets the client a 451: nothing was kept, the
  * client retries.
@@ -70,9 +72,11 @@ export const delivery = defineCheck({
       if ('refused' in opened) return answer(opened.refused, vars, next_hop);
       const fields = ctx.tx.headers.map((h) => `${h}\r\n`).join('');
       try {
+        const own = ctx.cfg.edge.hostname;
         await pipeline(async function* () {
           yield Buffer.from(fields + head);
-          yield* message.reader();
+          // RFC 8601 5: Authentication-Results fields in this host's name that the client sent are forged.
+          yield* withoutOwnAuthResults(message.reader(), own);
         }, opened.stream);
       } catch (err) {
         throw new DeliveryError(

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { auth, greylist as contract } from '@smtpguard/contracts';
+import { auth, greylist as contract, reputation } from '@smtpguard/contracts';
 import { DeliveryError, type HopReply } from '../../delivery/next-hop.js';
 import {
   backendDown,
@@ -283,9 +283,25 @@ describe('dnsbl', () => {
     session.reputation = Promise.resolve(rep);
     return rcptContext(address, { session });
   };
-  const listed: ClientReputation = { kind: 'listed', zone: 'zen.example.org', answers: '127.0.0.2' };
+  const vars = {
+    zone: 'zen.example.org',
+    zones: 'zen.example.org',
+    answers: '127.0.0.2',
+    score: '1',
+    threshold: '1',
+  };
+  const decided = (
+    action: reputation.ListAction,
+    reasonCode: string,
+    extra: Partial<reputation.Verdict> = {},
+  ): ClientReputation => ({
+    kind: 'verdict',
+    verdict: reputation.Verdict.fromPartial({ action, reasonCode, vars, ...extra }),
+  });
+  const A = reputation.ListAction;
+  const listed = decided(A.LIST_ACTION_REJECT, 'dnsbl.listed');
 
-  it('refuses the recipients of a listed client 554 5.7.1', async () => {
+  it('refuses the recipients of a listed client 554 5.7.1 as the service decided', async () => {
     const r = await runPhase('rcpt', [dnsbl], withReputation(listed), { recipient: 'bob@example.test' });
     assert.deepEqual(r.refusal?.reply, {
       code: 554,
@@ -295,11 +311,52 @@ describe('dnsbl', () => {
     const d = only(r.records);
     assert.equal(d.outcome, 'fail');
     assert.equal(d.reasonCode, 'dnsbl.listed');
-    assert.deepEqual(d.attributes, { zone: 'zen.example.org' });
+    assert.equal(d.attributes?.zone, 'zen.example.org');
     assert.match(
       d.detail ?? '',
-      /^Session s1 from 192\.0\.2\.7 is listed on zen\.example\.org \(answer 127\.0\.0\.2\)/,
+      /^Session s1 from 192\.0\.2\.7 is listed on zen\.example\.org \(answer 127\.0\.0\.2 on zen\.example\.org; score 1, threshold 1\)/,
     );
+  });
+
+  it("defers with 451 4.7.1 for a deferring list, and uses a list's own code and text", async () => {
+    const deferred = await runPhase(
+      'rcpt',
+      [dnsbl],
+      withReputation(decided(A.LIST_ACTION_DEFER, 'dnsbl.deferred')),
+    );
+    assert.equal(deferred.refusal?.reply.code, 451);
+    assert.equal(deferred.refusal?.reply.enhanced, '4.7.1');
+    assert.equal(only(deferred.records).outcome, 'defer');
+    const custom = decided(A.LIST_ACTION_REJECT, 'dnsbl.listed', {
+      replyCode: 550,
+      replyText: 'Go away, {client_ip} ({zone})',
+    });
+    const r = await runPhase('rcpt', [dnsbl], withReputation(custom));
+    assert.deepEqual(r.refusal?.reply, {
+      code: 550,
+      enhanced: '5.7.1',
+      text: 'Go away, 192.0.2.7 (zen.example.org)',
+    });
+  });
+
+  it('tags a transaction once, however many recipients, without refusing', async () => {
+    const tag = decided(A.LIST_ACTION_TAG, 'dnsbl.tagged', { headers: ['X-Smtpguard-Tag: dnsbl; zen'] });
+    const ctx = withReputation(tag);
+    const first = await runPhase('rcpt', [dnsbl], ctx);
+    assert.equal(first.refusal, undefined);
+    assert.equal(only(first.records).reasonCode, 'dnsbl.tagged');
+    assert.deepEqual(ctx.tx.headers, ['X-Smtpguard-Tag: dnsbl; zen']);
+    const second = await runPhase('rcpt', [dnsbl], ctx);
+    assert.deepEqual(second.records, []);
+    assert.deepEqual(ctx.tx.headers, ['X-Smtpguard-Tag: dnsbl; zen']);
+  });
+
+  it('does nothing for a listing below the threshold or an exempt client', async () => {
+    for (const reason of ['dnsbl.below_threshold', 'dnsbl.exempt', 'dnsbl.clean']) {
+      const r = await runPhase('rcpt', [dnsbl], withReputation(decided(A.LIST_ACTION_NONE, reason)));
+      assert.equal(r.refusal, undefined);
+      assert.deepEqual(r.records, []);
+    }
   });
 
   for (const address of [

@@ -12,6 +12,8 @@ import {
   Client,
   type ClientOptions,
   type ClientUnaryCall,
+  type ClientWritableStream,
+  type handleClientStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -23,6 +25,62 @@ import { SessionContext } from "../../common/v1/session.js";
 export const protobufPackage = "smtpguard.reputation.v1";
 
 export const protobufFileName = "smtpguard/reputation/v1/reputation.proto";
+
+/** ListAction is what a verdict makes the edge do. */
+export enum ListAction {
+  LIST_ACTION_UNSPECIFIED = 0,
+  /** LIST_ACTION_NONE - Nothing to do: not listed, below the threshold, exempt, or a pass. */
+  LIST_ACTION_NONE = 1,
+  /** LIST_ACTION_REJECT - Refuse (5xx). */
+  LIST_ACTION_REJECT = 2,
+  /** LIST_ACTION_DEFER - Refuse temporarily (4xx). */
+  LIST_ACTION_DEFER = 3,
+  /** LIST_ACTION_TAG - Accept, add the verdict's header fields and record the decision. */
+  LIST_ACTION_TAG = 4,
+  UNRECOGNIZED = -1,
+}
+
+export function listActionFromJSON(object: any): ListAction {
+  switch (object) {
+    case 0:
+    case "LIST_ACTION_UNSPECIFIED":
+      return ListAction.LIST_ACTION_UNSPECIFIED;
+    case 1:
+    case "LIST_ACTION_NONE":
+      return ListAction.LIST_ACTION_NONE;
+    case 2:
+    case "LIST_ACTION_REJECT":
+      return ListAction.LIST_ACTION_REJECT;
+    case 3:
+    case "LIST_ACTION_DEFER":
+      return ListAction.LIST_ACTION_DEFER;
+    case 4:
+    case "LIST_ACTION_TAG":
+      return ListAction.LIST_ACTION_TAG;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ListAction.UNRECOGNIZED;
+  }
+}
+
+export function listActionToJSON(object: ListAction): string {
+  switch (object) {
+    case ListAction.LIST_ACTION_UNSPECIFIED:
+      return "LIST_ACTION_UNSPECIFIED";
+    case ListAction.LIST_ACTION_NONE:
+      return "LIST_ACTION_NONE";
+    case ListAction.LIST_ACTION_REJECT:
+      return "LIST_ACTION_REJECT";
+    case ListAction.LIST_ACTION_DEFER:
+      return "LIST_ACTION_DEFER";
+    case ListAction.LIST_ACTION_TAG:
+      return "LIST_ACTION_TAG";
+    case ListAction.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
 
 export enum SpfResult {
   SPF_RESULT_UNSPECIFIED = 0,
@@ -93,6 +151,26 @@ export function spfResultToJSON(object: SpfResult): string {
   }
 }
 
+/** Verdict is what the reputation service decided; the edge applies it as it is. */
+export interface Verdict {
+  action: ListAction;
+  /** Reason code from the catalog (packages/reasons), e.g. "dnsbl.listed". */
+  reasonCode: string;
+  /** Values for the reason's texts ({zone}, {answers}, {score}, ...). */
+  vars: { [key: string]: string };
+  /** The administrator's reply text for this list (may name {vars}); empty: the catalog's words. */
+  replyText: string;
+  /** The administrator's reply code for this list, within the catalog reply's class; 0: the catalog's. */
+  replyCode: number;
+  /** Header fields ("Name: value") the message gets when it is accepted. */
+  headers: string[];
+}
+
+export interface Verdict_VarsEntry {
+  key: string;
+  value: string;
+}
+
 /** ListHit is one DNS list that answered for a query. */
 export interface ListHit {
   /** The list's zone, e.g. "zen.example.org". */
@@ -118,11 +196,24 @@ export interface CheckClientResponse {
   reverseHostname: string;
   /** The reverse name resolves back to the client IP. */
   fcrdnsVerified: boolean;
+  /** The verdict's reason code (kept for older clients; verdict.reason_code is the same). */
   reasonCode: string;
+  /** What the edge does with the client (delivered at RCPT). */
+  verdict:
+    | Verdict
+    | undefined;
+  /** Sum of the weights of the lists that list the client (DNSWL weights are negative). */
+  score: number;
+  /** Lists disabled by the RFC 5782 health check, not asked. */
+  disabledZones: string[];
 }
 
 export interface CheckHeloRequest {
-  session: SessionContext | undefined;
+  session:
+    | SessionContext
+    | undefined;
+  /** The HELO/EHLO argument being checked (session.helo holds the previous one until it is accepted). */
+  helo: string;
 }
 
 export interface CheckHeloResponse {
@@ -131,6 +222,11 @@ export interface CheckHeloResponse {
   /** The HELO name resolves to the client IP (meaningful only when checked). */
   matchesIp: boolean;
   reasonCode: string;
+  verdict:
+    | Verdict
+    | undefined;
+  /** Addresses the HELO name resolved to. */
+  addresses: string[];
 }
 
 export interface CheckSenderRequest {
@@ -141,18 +237,38 @@ export interface CheckSenderResponse {
   spf: SpfResult;
   /** Domain the SPF result is for (sender domain, or HELO for the null sender). */
   spfDomain: string;
+  /** The domain's explanation (exp=, RFC 7208 6.2) of a fail, or the default one. */
   spfExplanation: string;
-  /** The sender domain has MX (or A, per RFC 5321 implicit MX) records. */
-  senderDomainHasMx: boolean;
   reasonCode: string;
+  verdict:
+    | Verdict
+    | undefined;
+  /** Received-SPF header field (RFC 7208 9.1), "Received-SPF: ..."; empty when not wanted. */
+  receivedSpf: string;
+}
+
+export interface CheckSenderDomainRequest {
+  session: SessionContext | undefined;
+}
+
+export interface CheckSenderDomainResponse {
+  /** The domain checked (the part of MAIL FROM after the @). */
+  domain: string;
+  /** Hosts that take its mail (MX exchanges, or the domain itself for the A/AAAA fallback). */
+  mailHosts: string[];
+  /** The domain publishes a null MX (RFC 7505): it accepts no mail. */
+  nullMx: boolean;
+  verdict: Verdict | undefined;
 }
 
 export interface CheckContentRequest {
   session:
     | SessionContext
     | undefined;
-  /** Decoded text of the first part of the body (the edge bounds its size). */
+  /** Decoded text of the first text part of the body (the edge bounds its size). */
   text: string;
+  /** The text is HTML (links are taken from attributes and text alike). */
+  html: boolean;
 }
 
 export interface UriHit {
@@ -168,23 +284,314 @@ export interface CheckContentResponse {
   hits: UriHit[];
   failedZones: string[];
   reasonCode: string;
+  verdict:
+    | Verdict
+    | undefined;
+  /** Distinct links found in the text. */
+  links: number;
+  /** DNS lookups made for this message (bounded by reputation.uribl.max_lookups). */
+  lookups: number;
 }
 
+/**
+ * VerifyMessageRequest is one piece of a streamed message: the first carries the session, every one a
+ * chunk of the message as received (headers and body), in order.
+ */
 export interface VerifyMessageRequest {
-  session:
-    | SessionContext
-    | undefined;
-  /** The message as received (headers and body). */
-  message: Buffer;
+  session: SessionContext | undefined;
+  chunk: Buffer;
 }
 
 export interface VerifyMessageResponse {
-  /** Complete Authentication-Results header value (RFC 8601). */
+  /** Complete Authentication-Results header field (RFC 8601), "Authentication-Results: ...". */
   authenticationResults: string;
+  /** Results: "pass", "fail", "none", ... (the first signature's for DKIM). */
   dkim: string;
   dmarc: string;
+  /** The DMARC policy that applied to a failing message: "none", "quarantine", "reject"; empty when none did. */
   dmarcPolicy: string;
+  verdict: Verdict | undefined;
+  arc: string;
+  spf: string;
 }
+
+function createBaseVerdict(): Verdict {
+  return { action: 0, reasonCode: "", vars: {}, replyText: "", replyCode: 0, headers: [] };
+}
+
+export const Verdict: MessageFns<Verdict> = {
+  encode(message: Verdict, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.action !== 0) {
+      writer.uint32(8).int32(message.action);
+    }
+    if (message.reasonCode !== "") {
+      writer.uint32(18).string(message.reasonCode);
+    }
+    globalThis.Object.entries(message.vars).forEach(([key, value]: [string, string]) => {
+      Verdict_VarsEntry.encode({ key: key as any, value }, writer.uint32(26).fork()).join();
+    });
+    if (message.replyText !== "") {
+      writer.uint32(34).string(message.replyText);
+    }
+    if (message.replyCode !== 0) {
+      writer.uint32(40).uint32(message.replyCode);
+    }
+    for (const v of message.headers) {
+      writer.uint32(50).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Verdict {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVerdict();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.action = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reasonCode = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            const entry3 = Verdict_VarsEntry.decode(reader, reader.uint32());
+            if (entry3.value !== undefined) {
+              message.vars[entry3.key] = entry3.value;
+            }
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.replyText = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.replyCode = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.headers.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Verdict {
+    return {
+      action: isSet(object.action) ? listActionFromJSON(object.action) : 0,
+      reasonCode: isSet(object.reasonCode)
+        ? globalThis.String(object.reasonCode)
+        : isSet(object.reason_code)
+        ? globalThis.String(object.reason_code)
+        : "",
+      vars: isObject(object.vars)
+        ? (globalThis.Object.entries(object.vars) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      replyText: isSet(object.replyText)
+        ? globalThis.String(object.replyText)
+        : isSet(object.reply_text)
+        ? globalThis.String(object.reply_text)
+        : "",
+      replyCode: isSet(object.replyCode)
+        ? globalThis.Number(object.replyCode)
+        : isSet(object.reply_code)
+        ? globalThis.Number(object.reply_code)
+        : 0,
+      headers: globalThis.Array.isArray(object?.headers)
+        ? object.headers.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: Verdict): unknown {
+    const obj: any = {};
+    if (message.action !== 0) {
+      obj.action = listActionToJSON(message.action);
+    }
+    if (message.reasonCode !== "") {
+      obj.reasonCode = message.reasonCode;
+    }
+    if (message.vars) {
+      const entries = globalThis.Object.entries(message.vars) as [string, string][];
+      if (entries.length > 0) {
+        obj.vars = {};
+        entries.forEach(([k, v]) => {
+          obj.vars[k] = v;
+        });
+      }
+    }
+    if (message.replyText !== "") {
+      obj.replyText = message.replyText;
+    }
+    if (message.replyCode !== 0) {
+      obj.replyCode = Math.round(message.replyCode);
+    }
+    if (message.headers?.length) {
+      obj.headers = message.headers;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Verdict>): Verdict {
+    return Verdict.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Verdict>): Verdict {
+    const message = createBaseVerdict();
+    message.action = object.action ?? 0;
+    message.reasonCode = object.reasonCode ?? "";
+    message.vars = (globalThis.Object.entries(object.vars ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.replyText = object.replyText ?? "";
+    message.replyCode = object.replyCode ?? 0;
+    message.headers = object.headers?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseVerdict_VarsEntry(): Verdict_VarsEntry {
+  return { key: "", value: "" };
+}
+
+export const Verdict_VarsEntry: MessageFns<Verdict_VarsEntry> = {
+  encode(message: Verdict_VarsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Verdict_VarsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVerdict_VarsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Verdict_VarsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: Verdict_VarsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Verdict_VarsEntry>): Verdict_VarsEntry {
+    return Verdict_VarsEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Verdict_VarsEntry>): Verdict_VarsEntry {
+    const message = createBaseVerdict_VarsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
 
 function createBaseListHit(): ListHit {
   return { zone: "", answers: [], txt: "" };
@@ -365,6 +772,9 @@ function createBaseCheckClientResponse(): CheckClientResponse {
     reverseHostname: "",
     fcrdnsVerified: false,
     reasonCode: "",
+    verdict: undefined,
+    score: 0,
+    disabledZones: [],
   };
 }
 
@@ -390,6 +800,15 @@ export const CheckClientResponse: MessageFns<CheckClientResponse> = {
     }
     if (message.reasonCode !== "") {
       writer.uint32(58).string(message.reasonCode);
+    }
+    if (message.verdict !== undefined) {
+      Verdict.encode(message.verdict, writer.uint32(66).fork()).join();
+    }
+    if (message.score !== 0) {
+      writer.uint32(73).double(message.score);
+    }
+    for (const v of message.disabledZones) {
+      writer.uint32(82).string(v!);
     }
     return writer;
   },
@@ -463,6 +882,30 @@ export const CheckClientResponse: MessageFns<CheckClientResponse> = {
             message.reasonCode = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.verdict = Verdict.decode(reader, reader.uint32());
+            continue;
+          }
+          case 9: {
+            if (tag !== 73) {
+              break;
+            }
+
+            message.score = reader.double();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.disabledZones.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -508,6 +951,13 @@ export const CheckClientResponse: MessageFns<CheckClientResponse> = {
         : isSet(object.reason_code)
         ? globalThis.String(object.reason_code)
         : "",
+      verdict: isSet(object.verdict) ? Verdict.fromJSON(object.verdict) : undefined,
+      score: isSet(object.score) ? globalThis.Number(object.score) : 0,
+      disabledZones: globalThis.Array.isArray(object?.disabledZones)
+        ? object.disabledZones.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.disabled_zones)
+        ? object.disabled_zones.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -534,6 +984,15 @@ export const CheckClientResponse: MessageFns<CheckClientResponse> = {
     if (message.reasonCode !== "") {
       obj.reasonCode = message.reasonCode;
     }
+    if (message.verdict !== undefined) {
+      obj.verdict = Verdict.toJSON(message.verdict);
+    }
+    if (message.score !== 0) {
+      obj.score = floatToJson(message.score);
+    }
+    if (message.disabledZones?.length) {
+      obj.disabledZones = message.disabledZones;
+    }
     return obj;
   },
 
@@ -549,18 +1008,26 @@ export const CheckClientResponse: MessageFns<CheckClientResponse> = {
     message.reverseHostname = object.reverseHostname ?? "";
     message.fcrdnsVerified = object.fcrdnsVerified ?? false;
     message.reasonCode = object.reasonCode ?? "";
+    message.verdict = (object.verdict !== undefined && object.verdict !== null)
+      ? Verdict.fromPartial(object.verdict)
+      : undefined;
+    message.score = object.score ?? 0;
+    message.disabledZones = object.disabledZones?.map((e) => e) || [];
     return message;
   },
 };
 
 function createBaseCheckHeloRequest(): CheckHeloRequest {
-  return { session: undefined };
+  return { session: undefined, helo: "" };
 }
 
 export const CheckHeloRequest: MessageFns<CheckHeloRequest> = {
   encode(message: CheckHeloRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.session !== undefined) {
       SessionContext.encode(message.session, writer.uint32(10).fork()).join();
+    }
+    if (message.helo !== "") {
+      writer.uint32(18).string(message.helo);
     }
     return writer;
   },
@@ -586,6 +1053,14 @@ export const CheckHeloRequest: MessageFns<CheckHeloRequest> = {
             message.session = SessionContext.decode(reader, reader.uint32());
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.helo = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -599,13 +1074,19 @@ export const CheckHeloRequest: MessageFns<CheckHeloRequest> = {
   },
 
   fromJSON(object: any): CheckHeloRequest {
-    return { session: isSet(object.session) ? SessionContext.fromJSON(object.session) : undefined };
+    return {
+      session: isSet(object.session) ? SessionContext.fromJSON(object.session) : undefined,
+      helo: isSet(object.helo) ? globalThis.String(object.helo) : "",
+    };
   },
 
   toJSON(message: CheckHeloRequest): unknown {
     const obj: any = {};
     if (message.session !== undefined) {
       obj.session = SessionContext.toJSON(message.session);
+    }
+    if (message.helo !== "") {
+      obj.helo = message.helo;
     }
     return obj;
   },
@@ -618,12 +1099,13 @@ export const CheckHeloRequest: MessageFns<CheckHeloRequest> = {
     message.session = (object.session !== undefined && object.session !== null)
       ? SessionContext.fromPartial(object.session)
       : undefined;
+    message.helo = object.helo ?? "";
     return message;
   },
 };
 
 function createBaseCheckHeloResponse(): CheckHeloResponse {
-  return { validSyntax: false, fqdn: false, matchesIp: false, reasonCode: "" };
+  return { validSyntax: false, fqdn: false, matchesIp: false, reasonCode: "", verdict: undefined, addresses: [] };
 }
 
 export const CheckHeloResponse: MessageFns<CheckHeloResponse> = {
@@ -639,6 +1121,12 @@ export const CheckHeloResponse: MessageFns<CheckHeloResponse> = {
     }
     if (message.reasonCode !== "") {
       writer.uint32(34).string(message.reasonCode);
+    }
+    if (message.verdict !== undefined) {
+      Verdict.encode(message.verdict, writer.uint32(42).fork()).join();
+    }
+    for (const v of message.addresses) {
+      writer.uint32(50).string(v!);
     }
     return writer;
   },
@@ -688,6 +1176,22 @@ export const CheckHeloResponse: MessageFns<CheckHeloResponse> = {
             message.reasonCode = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.verdict = Verdict.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.addresses.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -718,6 +1222,10 @@ export const CheckHeloResponse: MessageFns<CheckHeloResponse> = {
         : isSet(object.reason_code)
         ? globalThis.String(object.reason_code)
         : "",
+      verdict: isSet(object.verdict) ? Verdict.fromJSON(object.verdict) : undefined,
+      addresses: globalThis.Array.isArray(object?.addresses)
+        ? object.addresses.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -735,6 +1243,12 @@ export const CheckHeloResponse: MessageFns<CheckHeloResponse> = {
     if (message.reasonCode !== "") {
       obj.reasonCode = message.reasonCode;
     }
+    if (message.verdict !== undefined) {
+      obj.verdict = Verdict.toJSON(message.verdict);
+    }
+    if (message.addresses?.length) {
+      obj.addresses = message.addresses;
+    }
     return obj;
   },
 
@@ -747,6 +1261,10 @@ export const CheckHeloResponse: MessageFns<CheckHeloResponse> = {
     message.fqdn = object.fqdn ?? false;
     message.matchesIp = object.matchesIp ?? false;
     message.reasonCode = object.reasonCode ?? "";
+    message.verdict = (object.verdict !== undefined && object.verdict !== null)
+      ? Verdict.fromPartial(object.verdict)
+      : undefined;
+    message.addresses = object.addresses?.map((e) => e) || [];
     return message;
   },
 };
@@ -821,7 +1339,7 @@ export const CheckSenderRequest: MessageFns<CheckSenderRequest> = {
 };
 
 function createBaseCheckSenderResponse(): CheckSenderResponse {
-  return { spf: 0, spfDomain: "", spfExplanation: "", senderDomainHasMx: false, reasonCode: "" };
+  return { spf: 0, spfDomain: "", spfExplanation: "", reasonCode: "", verdict: undefined, receivedSpf: "" };
 }
 
 export const CheckSenderResponse: MessageFns<CheckSenderResponse> = {
@@ -835,11 +1353,14 @@ export const CheckSenderResponse: MessageFns<CheckSenderResponse> = {
     if (message.spfExplanation !== "") {
       writer.uint32(26).string(message.spfExplanation);
     }
-    if (message.senderDomainHasMx !== false) {
-      writer.uint32(32).bool(message.senderDomainHasMx);
-    }
     if (message.reasonCode !== "") {
       writer.uint32(42).string(message.reasonCode);
+    }
+    if (message.verdict !== undefined) {
+      Verdict.encode(message.verdict, writer.uint32(50).fork()).join();
+    }
+    if (message.receivedSpf !== "") {
+      writer.uint32(58).string(message.receivedSpf);
     }
     return writer;
   },
@@ -881,20 +1402,28 @@ export const CheckSenderResponse: MessageFns<CheckSenderResponse> = {
             message.spfExplanation = reader.string();
             continue;
           }
-          case 4: {
-            if (tag !== 32) {
-              break;
-            }
-
-            message.senderDomainHasMx = reader.bool();
-            continue;
-          }
           case 5: {
             if (tag !== 42) {
               break;
             }
 
             message.reasonCode = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.verdict = Verdict.decode(reader, reader.uint32());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.receivedSpf = reader.string();
             continue;
           }
         }
@@ -922,15 +1451,16 @@ export const CheckSenderResponse: MessageFns<CheckSenderResponse> = {
         : isSet(object.spf_explanation)
         ? globalThis.String(object.spf_explanation)
         : "",
-      senderDomainHasMx: isSet(object.senderDomainHasMx)
-        ? globalThis.Boolean(object.senderDomainHasMx)
-        : isSet(object.sender_domain_has_mx)
-        ? globalThis.Boolean(object.sender_domain_has_mx)
-        : false,
       reasonCode: isSet(object.reasonCode)
         ? globalThis.String(object.reasonCode)
         : isSet(object.reason_code)
         ? globalThis.String(object.reason_code)
+        : "",
+      verdict: isSet(object.verdict) ? Verdict.fromJSON(object.verdict) : undefined,
+      receivedSpf: isSet(object.receivedSpf)
+        ? globalThis.String(object.receivedSpf)
+        : isSet(object.received_spf)
+        ? globalThis.String(object.received_spf)
         : "",
     };
   },
@@ -946,11 +1476,14 @@ export const CheckSenderResponse: MessageFns<CheckSenderResponse> = {
     if (message.spfExplanation !== "") {
       obj.spfExplanation = message.spfExplanation;
     }
-    if (message.senderDomainHasMx !== false) {
-      obj.senderDomainHasMx = message.senderDomainHasMx;
-    }
     if (message.reasonCode !== "") {
       obj.reasonCode = message.reasonCode;
+    }
+    if (message.verdict !== undefined) {
+      obj.verdict = Verdict.toJSON(message.verdict);
+    }
+    if (message.receivedSpf !== "") {
+      obj.receivedSpf = message.receivedSpf;
     }
     return obj;
   },
@@ -963,14 +1496,213 @@ export const CheckSenderResponse: MessageFns<CheckSenderResponse> = {
     message.spf = object.spf ?? 0;
     message.spfDomain = object.spfDomain ?? "";
     message.spfExplanation = object.spfExplanation ?? "";
-    message.senderDomainHasMx = object.senderDomainHasMx ?? false;
     message.reasonCode = object.reasonCode ?? "";
+    message.verdict = (object.verdict !== undefined && object.verdict !== null)
+      ? Verdict.fromPartial(object.verdict)
+      : undefined;
+    message.receivedSpf = object.receivedSpf ?? "";
+    return message;
+  },
+};
+
+function createBaseCheckSenderDomainRequest(): CheckSenderDomainRequest {
+  return { session: undefined };
+}
+
+export const CheckSenderDomainRequest: MessageFns<CheckSenderDomainRequest> = {
+  encode(message: CheckSenderDomainRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.session !== undefined) {
+      SessionContext.encode(message.session, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CheckSenderDomainRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCheckSenderDomainRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.session = SessionContext.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CheckSenderDomainRequest {
+    return { session: isSet(object.session) ? SessionContext.fromJSON(object.session) : undefined };
+  },
+
+  toJSON(message: CheckSenderDomainRequest): unknown {
+    const obj: any = {};
+    if (message.session !== undefined) {
+      obj.session = SessionContext.toJSON(message.session);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CheckSenderDomainRequest>): CheckSenderDomainRequest {
+    return CheckSenderDomainRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CheckSenderDomainRequest>): CheckSenderDomainRequest {
+    const message = createBaseCheckSenderDomainRequest();
+    message.session = (object.session !== undefined && object.session !== null)
+      ? SessionContext.fromPartial(object.session)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseCheckSenderDomainResponse(): CheckSenderDomainResponse {
+  return { domain: "", mailHosts: [], nullMx: false, verdict: undefined };
+}
+
+export const CheckSenderDomainResponse: MessageFns<CheckSenderDomainResponse> = {
+  encode(message: CheckSenderDomainResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.domain !== "") {
+      writer.uint32(10).string(message.domain);
+    }
+    for (const v of message.mailHosts) {
+      writer.uint32(18).string(v!);
+    }
+    if (message.nullMx !== false) {
+      writer.uint32(24).bool(message.nullMx);
+    }
+    if (message.verdict !== undefined) {
+      Verdict.encode(message.verdict, writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CheckSenderDomainResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCheckSenderDomainResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.domain = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.mailHosts.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.nullMx = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.verdict = Verdict.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CheckSenderDomainResponse {
+    return {
+      domain: isSet(object.domain) ? globalThis.String(object.domain) : "",
+      mailHosts: globalThis.Array.isArray(object?.mailHosts)
+        ? object.mailHosts.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.mail_hosts)
+        ? object.mail_hosts.map((e: any) => globalThis.String(e))
+        : [],
+      nullMx: isSet(object.nullMx)
+        ? globalThis.Boolean(object.nullMx)
+        : isSet(object.null_mx)
+        ? globalThis.Boolean(object.null_mx)
+        : false,
+      verdict: isSet(object.verdict) ? Verdict.fromJSON(object.verdict) : undefined,
+    };
+  },
+
+  toJSON(message: CheckSenderDomainResponse): unknown {
+    const obj: any = {};
+    if (message.domain !== "") {
+      obj.domain = message.domain;
+    }
+    if (message.mailHosts?.length) {
+      obj.mailHosts = message.mailHosts;
+    }
+    if (message.nullMx !== false) {
+      obj.nullMx = message.nullMx;
+    }
+    if (message.verdict !== undefined) {
+      obj.verdict = Verdict.toJSON(message.verdict);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CheckSenderDomainResponse>): CheckSenderDomainResponse {
+    return CheckSenderDomainResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CheckSenderDomainResponse>): CheckSenderDomainResponse {
+    const message = createBaseCheckSenderDomainResponse();
+    message.domain = object.domain ?? "";
+    message.mailHosts = object.mailHosts?.map((e) => e) || [];
+    message.nullMx = object.nullMx ?? false;
+    message.verdict = (object.verdict !== undefined && object.verdict !== null)
+      ? Verdict.fromPartial(object.verdict)
+      : undefined;
     return message;
   },
 };
 
 function createBaseCheckContentRequest(): CheckContentRequest {
-  return { session: undefined, text: "" };
+  return { session: undefined, text: "", html: false };
 }
 
 export const CheckContentRequest: MessageFns<CheckContentRequest> = {
@@ -980,6 +1712,9 @@ export const CheckContentRequest: MessageFns<CheckContentRequest> = {
     }
     if (message.text !== "") {
       writer.uint32(18).string(message.text);
+    }
+    if (message.html !== false) {
+      writer.uint32(24).bool(message.html);
     }
     return writer;
   },
@@ -1013,6 +1748,14 @@ export const CheckContentRequest: MessageFns<CheckContentRequest> = {
             message.text = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.html = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1029,6 +1772,7 @@ export const CheckContentRequest: MessageFns<CheckContentRequest> = {
     return {
       session: isSet(object.session) ? SessionContext.fromJSON(object.session) : undefined,
       text: isSet(object.text) ? globalThis.String(object.text) : "",
+      html: isSet(object.html) ? globalThis.Boolean(object.html) : false,
     };
   },
 
@@ -1039,6 +1783,9 @@ export const CheckContentRequest: MessageFns<CheckContentRequest> = {
     }
     if (message.text !== "") {
       obj.text = message.text;
+    }
+    if (message.html !== false) {
+      obj.html = message.html;
     }
     return obj;
   },
@@ -1052,6 +1799,7 @@ export const CheckContentRequest: MessageFns<CheckContentRequest> = {
       ? SessionContext.fromPartial(object.session)
       : undefined;
     message.text = object.text ?? "";
+    message.html = object.html ?? false;
     return message;
   },
 };
@@ -1158,7 +1906,7 @@ export const UriHit: MessageFns<UriHit> = {
 };
 
 function createBaseCheckContentResponse(): CheckContentResponse {
-  return { listed: false, hits: [], failedZones: [], reasonCode: "" };
+  return { listed: false, hits: [], failedZones: [], reasonCode: "", verdict: undefined, links: 0, lookups: 0 };
 }
 
 export const CheckContentResponse: MessageFns<CheckContentResponse> = {
@@ -1174,6 +1922,15 @@ export const CheckContentResponse: MessageFns<CheckContentResponse> = {
     }
     if (message.reasonCode !== "") {
       writer.uint32(34).string(message.reasonCode);
+    }
+    if (message.verdict !== undefined) {
+      Verdict.encode(message.verdict, writer.uint32(42).fork()).join();
+    }
+    if (message.links !== 0) {
+      writer.uint32(48).uint32(message.links);
+    }
+    if (message.lookups !== 0) {
+      writer.uint32(56).uint32(message.lookups);
     }
     return writer;
   },
@@ -1223,6 +1980,30 @@ export const CheckContentResponse: MessageFns<CheckContentResponse> = {
             message.reasonCode = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.verdict = Verdict.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.links = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.lookups = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1249,6 +2030,9 @@ export const CheckContentResponse: MessageFns<CheckContentResponse> = {
         : isSet(object.reason_code)
         ? globalThis.String(object.reason_code)
         : "",
+      verdict: isSet(object.verdict) ? Verdict.fromJSON(object.verdict) : undefined,
+      links: isSet(object.links) ? globalThis.Number(object.links) : 0,
+      lookups: isSet(object.lookups) ? globalThis.Number(object.lookups) : 0,
     };
   },
 
@@ -1266,6 +2050,15 @@ export const CheckContentResponse: MessageFns<CheckContentResponse> = {
     if (message.reasonCode !== "") {
       obj.reasonCode = message.reasonCode;
     }
+    if (message.verdict !== undefined) {
+      obj.verdict = Verdict.toJSON(message.verdict);
+    }
+    if (message.links !== 0) {
+      obj.links = Math.round(message.links);
+    }
+    if (message.lookups !== 0) {
+      obj.lookups = Math.round(message.lookups);
+    }
     return obj;
   },
 
@@ -1278,12 +2071,17 @@ export const CheckContentResponse: MessageFns<CheckContentResponse> = {
     message.hits = object.hits?.map((e) => UriHit.fromPartial(e)) || [];
     message.failedZones = object.failedZones?.map((e) => e) || [];
     message.reasonCode = object.reasonCode ?? "";
+    message.verdict = (object.verdict !== undefined && object.verdict !== null)
+      ? Verdict.fromPartial(object.verdict)
+      : undefined;
+    message.links = object.links ?? 0;
+    message.lookups = object.lookups ?? 0;
     return message;
   },
 };
 
 function createBaseVerifyMessageRequest(): VerifyMessageRequest {
-  return { session: undefined, message: Buffer.alloc(0) };
+  return { session: undefined, chunk: Buffer.alloc(0) };
 }
 
 export const VerifyMessageRequest: MessageFns<VerifyMessageRequest> = {
@@ -1291,8 +2089,8 @@ export const VerifyMessageRequest: MessageFns<VerifyMessageRequest> = {
     if (message.session !== undefined) {
       SessionContext.encode(message.session, writer.uint32(10).fork()).join();
     }
-    if (message.message.length !== 0) {
-      writer.uint32(18).bytes(message.message);
+    if (message.chunk.length !== 0) {
+      writer.uint32(18).bytes(message.chunk);
     }
     return writer;
   },
@@ -1323,7 +2121,7 @@ export const VerifyMessageRequest: MessageFns<VerifyMessageRequest> = {
               break;
             }
 
-            message.message = Buffer.from(reader.bytes());
+            message.chunk = Buffer.from(reader.bytes());
             continue;
           }
         }
@@ -1341,7 +2139,7 @@ export const VerifyMessageRequest: MessageFns<VerifyMessageRequest> = {
   fromJSON(object: any): VerifyMessageRequest {
     return {
       session: isSet(object.session) ? SessionContext.fromJSON(object.session) : undefined,
-      message: isSet(object.message) ? Buffer.from(bytesFromBase64(object.message)) : Buffer.alloc(0),
+      chunk: isSet(object.chunk) ? Buffer.from(bytesFromBase64(object.chunk)) : Buffer.alloc(0),
     };
   },
 
@@ -1350,8 +2148,8 @@ export const VerifyMessageRequest: MessageFns<VerifyMessageRequest> = {
     if (message.session !== undefined) {
       obj.session = SessionContext.toJSON(message.session);
     }
-    if (message.message.length !== 0) {
-      obj.message = base64FromBytes(message.message);
+    if (message.chunk.length !== 0) {
+      obj.chunk = base64FromBytes(message.chunk);
     }
     return obj;
   },
@@ -1364,13 +2162,13 @@ export const VerifyMessageRequest: MessageFns<VerifyMessageRequest> = {
     message.session = (object.session !== undefined && object.session !== null)
       ? SessionContext.fromPartial(object.session)
       : undefined;
-    message.message = object.message ?? Buffer.alloc(0);
+    message.chunk = object.chunk ?? Buffer.alloc(0);
     return message;
   },
 };
 
 function createBaseVerifyMessageResponse(): VerifyMessageResponse {
-  return { authenticationResults: "", dkim: "", dmarc: "", dmarcPolicy: "" };
+  return { authenticationResults: "", dkim: "", dmarc: "", dmarcPolicy: "", verdict: undefined, arc: "", spf: "" };
 }
 
 export const VerifyMessageResponse: MessageFns<VerifyMessageResponse> = {
@@ -1386,6 +2184,15 @@ export const VerifyMessageResponse: MessageFns<VerifyMessageResponse> = {
     }
     if (message.dmarcPolicy !== "") {
       writer.uint32(34).string(message.dmarcPolicy);
+    }
+    if (message.verdict !== undefined) {
+      Verdict.encode(message.verdict, writer.uint32(42).fork()).join();
+    }
+    if (message.arc !== "") {
+      writer.uint32(50).string(message.arc);
+    }
+    if (message.spf !== "") {
+      writer.uint32(58).string(message.spf);
     }
     return writer;
   },
@@ -1435,6 +2242,30 @@ export const VerifyMessageResponse: MessageFns<VerifyMessageResponse> = {
             message.dmarcPolicy = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.verdict = Verdict.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.arc = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.spf = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1461,6 +2292,9 @@ export const VerifyMessageResponse: MessageFns<VerifyMessageResponse> = {
         : isSet(object.dmarc_policy)
         ? globalThis.String(object.dmarc_policy)
         : "",
+      verdict: isSet(object.verdict) ? Verdict.fromJSON(object.verdict) : undefined,
+      arc: isSet(object.arc) ? globalThis.String(object.arc) : "",
+      spf: isSet(object.spf) ? globalThis.String(object.spf) : "",
     };
   },
 
@@ -1478,6 +2312,15 @@ export const VerifyMessageResponse: MessageFns<VerifyMessageResponse> = {
     if (message.dmarcPolicy !== "") {
       obj.dmarcPolicy = message.dmarcPolicy;
     }
+    if (message.verdict !== undefined) {
+      obj.verdict = Verdict.toJSON(message.verdict);
+    }
+    if (message.arc !== "") {
+      obj.arc = message.arc;
+    }
+    if (message.spf !== "") {
+      obj.spf = message.spf;
+    }
     return obj;
   },
 
@@ -1490,13 +2333,19 @@ export const VerifyMessageResponse: MessageFns<VerifyMessageResponse> = {
     message.dkim = object.dkim ?? "";
     message.dmarc = object.dmarc ?? "";
     message.dmarcPolicy = object.dmarcPolicy ?? "";
+    message.verdict = (object.verdict !== undefined && object.verdict !== null)
+      ? Verdict.fromPartial(object.verdict)
+      : undefined;
+    message.arc = object.arc ?? "";
+    message.spf = object.spf ?? "";
     return message;
   },
 };
 
 /**
  * ReputationService answers questions about the client and the content from DNS:
- * DNSBL/DNSWL, FCrDNS, HELO, SPF, sender MX, URIBL/SURBL, DKIM/DMARC.
+ * DNSBL/DNSWL, FCrDNS, HELO, SPF, sender MX, URIBL/SURBL, DKIM/DMARC. It owns each verdict
+ * (action, reason code, reply text, header fields); the edge applies it.
  */
 export type ReputationServiceService = typeof ReputationServiceService;
 export const ReputationServiceService = {
@@ -1510,7 +2359,7 @@ export const ReputationServiceService = {
     responseSerialize: (value: CheckClientResponse): Buffer => Buffer.from(CheckClientResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): CheckClientResponse => CheckClientResponse.decode(value),
   },
-  /** CheckHelo checks the HELO/EHLO argument: syntax, FQDN, resolves to the client IP. */
+  /** CheckHelo checks that the HELO/EHLO name resolves to the client IP. */
   checkHelo: {
     path: "/smtpguard.reputation.v1.ReputationService/CheckHelo" as const,
     requestStream: false as const,
@@ -1520,7 +2369,7 @@ export const ReputationServiceService = {
     responseSerialize: (value: CheckHeloResponse): Buffer => Buffer.from(CheckHeloResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): CheckHeloResponse => CheckHeloResponse.decode(value),
   },
-  /** CheckSender evaluates SPF for the sender and client IP, and whether the sender domain has MX. */
+  /** CheckSender evaluates SPF for the sender (or the HELO name) and client IP. */
   checkSender: {
     path: "/smtpguard.reputation.v1.ReputationService/CheckSender" as const,
     requestStream: false as const,
@@ -1530,7 +2379,19 @@ export const ReputationServiceService = {
     responseSerialize: (value: CheckSenderResponse): Buffer => Buffer.from(CheckSenderResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): CheckSenderResponse => CheckSenderResponse.decode(value),
   },
-  /** CheckContent looks links found in the message text up in URI block lists. */
+  /** CheckSenderDomain checks that the MAIL FROM domain exists and accepts mail (MX, A/AAAA, null MX). */
+  checkSenderDomain: {
+    path: "/smtpguard.reputation.v1.ReputationService/CheckSenderDomain" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CheckSenderDomainRequest): Buffer =>
+      Buffer.from(CheckSenderDomainRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CheckSenderDomainRequest => CheckSenderDomainRequest.decode(value),
+    responseSerialize: (value: CheckSenderDomainResponse): Buffer =>
+      Buffer.from(CheckSenderDomainResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CheckSenderDomainResponse => CheckSenderDomainResponse.decode(value),
+  },
+  /** CheckContent looks links found in the message text up in URI and IP block lists. */
   checkContent: {
     path: "/smtpguard.reputation.v1.ReputationService/CheckContent" as const,
     requestStream: false as const,
@@ -1541,10 +2402,13 @@ export const ReputationServiceService = {
       Buffer.from(CheckContentResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): CheckContentResponse => CheckContentResponse.decode(value),
   },
-  /** VerifyMessage verifies DKIM and DMARC and returns an Authentication-Results header. */
+  /**
+   * VerifyMessage verifies DKIM, ARC and DMARC of a message streamed in chunks and returns an
+   * Authentication-Results header field.
+   */
   verifyMessage: {
     path: "/smtpguard.reputation.v1.ReputationService/VerifyMessage" as const,
-    requestStream: false as const,
+    requestStream: true as const,
     responseStream: false as const,
     requestSerialize: (value: VerifyMessageRequest): Buffer => Buffer.from(VerifyMessageRequest.encode(value).finish()),
     requestDeserialize: (value: Buffer): VerifyMessageRequest => VerifyMessageRequest.decode(value),
@@ -1557,14 +2421,19 @@ export const ReputationServiceService = {
 export interface ReputationServiceServer extends UntypedServiceImplementation {
   /** CheckClient looks the client IP up in the DNS block and allow lists and checks FCrDNS. */
   checkClient: handleUnaryCall<CheckClientRequest, CheckClientResponse>;
-  /** CheckHelo checks the HELO/EHLO argument: syntax, FQDN, resolves to the client IP. */
+  /** CheckHelo checks that the HELO/EHLO name resolves to the client IP. */
   checkHelo: handleUnaryCall<CheckHeloRequest, CheckHeloResponse>;
-  /** CheckSender evaluates SPF for the sender and client IP, and whether the sender domain has MX. */
+  /** CheckSender evaluates SPF for the sender (or the HELO name) and client IP. */
   checkSender: handleUnaryCall<CheckSenderRequest, CheckSenderResponse>;
-  /** CheckContent looks links found in the message text up in URI block lists. */
+  /** CheckSenderDomain checks that the MAIL FROM domain exists and accepts mail (MX, A/AAAA, null MX). */
+  checkSenderDomain: handleUnaryCall<CheckSenderDomainRequest, CheckSenderDomainResponse>;
+  /** CheckContent looks links found in the message text up in URI and IP block lists. */
   checkContent: handleUnaryCall<CheckContentRequest, CheckContentResponse>;
-  /** VerifyMessage verifies DKIM and DMARC and returns an Authentication-Results header. */
-  verifyMessage: handleUnaryCall<VerifyMessageRequest, VerifyMessageResponse>;
+  /**
+   * VerifyMessage verifies DKIM, ARC and DMARC of a message streamed in chunks and returns an
+   * Authentication-Results header field.
+   */
+  verifyMessage: handleClientStreamingCall<VerifyMessageRequest, VerifyMessageResponse>;
 }
 
 export interface ReputationServiceClient extends Client {
@@ -1584,7 +2453,7 @@ export interface ReputationServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: CheckClientResponse) => void,
   ): ClientUnaryCall;
-  /** CheckHelo checks the HELO/EHLO argument: syntax, FQDN, resolves to the client IP. */
+  /** CheckHelo checks that the HELO/EHLO name resolves to the client IP. */
   checkHelo(
     request: CheckHeloRequest,
     callback: (error: ServiceError | null, response: CheckHeloResponse) => void,
@@ -1600,7 +2469,7 @@ export interface ReputationServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: CheckHeloResponse) => void,
   ): ClientUnaryCall;
-  /** CheckSender evaluates SPF for the sender and client IP, and whether the sender domain has MX. */
+  /** CheckSender evaluates SPF for the sender (or the HELO name) and client IP. */
   checkSender(
     request: CheckSenderRequest,
     callback: (error: ServiceError | null, response: CheckSenderResponse) => void,
@@ -1616,7 +2485,23 @@ export interface ReputationServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: CheckSenderResponse) => void,
   ): ClientUnaryCall;
-  /** CheckContent looks links found in the message text up in URI block lists. */
+  /** CheckSenderDomain checks that the MAIL FROM domain exists and accepts mail (MX, A/AAAA, null MX). */
+  checkSenderDomain(
+    request: CheckSenderDomainRequest,
+    callback: (error: ServiceError | null, response: CheckSenderDomainResponse) => void,
+  ): ClientUnaryCall;
+  checkSenderDomain(
+    request: CheckSenderDomainRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CheckSenderDomainResponse) => void,
+  ): ClientUnaryCall;
+  checkSenderDomain(
+    request: CheckSenderDomainRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CheckSenderDomainResponse) => void,
+  ): ClientUnaryCall;
+  /** CheckContent looks links found in the message text up in URI and IP block lists. */
   checkContent(
     request: CheckContentRequest,
     callback: (error: ServiceError | null, response: CheckContentResponse) => void,
@@ -1632,22 +2517,26 @@ export interface ReputationServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: CheckContentResponse) => void,
   ): ClientUnaryCall;
-  /** VerifyMessage verifies DKIM and DMARC and returns an Authentication-Results header. */
+  /**
+   * VerifyMessage verifies DKIM, ARC and DMARC of a message streamed in chunks and returns an
+   * Authentication-Results header field.
+   */
   verifyMessage(
-    request: VerifyMessageRequest,
     callback: (error: ServiceError | null, response: VerifyMessageResponse) => void,
-  ): ClientUnaryCall;
+  ): ClientWritableStream<VerifyMessageRequest>;
   verifyMessage(
-    request: VerifyMessageRequest,
     metadata: Metadata,
     callback: (error: ServiceError | null, response: VerifyMessageResponse) => void,
-  ): ClientUnaryCall;
+  ): ClientWritableStream<VerifyMessageRequest>;
   verifyMessage(
-    request: VerifyMessageRequest,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: VerifyMessageResponse) => void,
+  ): ClientWritableStream<VerifyMessageRequest>;
+  verifyMessage(
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: VerifyMessageResponse) => void,
-  ): ClientUnaryCall;
+  ): ClientWritableStream<VerifyMessageRequest>;
 }
 
 export const ReputationServiceClient = makeGenericClientConstructor(
@@ -1667,6 +2556,10 @@ function base64FromBytes(arr: Uint8Array): string {
   return globalThis.Buffer.from(arr).toString("base64");
 }
 
+function floatToJson(value: number | null | undefined): number | string | null | undefined {
+  return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
+}
+
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
 export type DeepPartial<T> = T extends Builtin ? T
@@ -1674,6 +2567,10 @@ export type DeepPartial<T> = T extends Builtin ? T
   : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
   : Partial<T>;
+
+function isObject(value: any): boolean {
+  return typeof value === "object" && value !== null;
+}
 
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;
