@@ -330,8 +330,9 @@ describe('connection control', () => {
       `25 MiB message: edge RSS ${mb(first.before)} -> peak ${mb(first.peak)} MB (+${mb(first.growth)}); ` +
         `then 100 MiB: ${mb(big.before)} -> peak ${mb(big.peak)} MB (+${mb(big.growth)})`,
     );
-    // A message held whole would add at least its own size (the previous design added about three times
-    // it). Streaming leaves only garbage buffers that Node frees lazily (tens of MB, whatever the size).
-    assert.ok(big.growth < 60 * MiB, `the edge grew by ${mb(big.growth)} MB for a 100 MiB message`);
+    // A message held whole would add at least its own size, 100 MiB (the previous design added about three
+    // times it). Streaming leaves only garbage buffers that Node frees lazily: 30 to 66 MB measured, whatever the
+    // size (the 25 MiB message before it also went through DKIM verification, 64 KiB gRPC pieces).
+    assert.ok(big.growth < 80 * MiB, `the edge grew by ${mb(big.growth)} MB for a 100 MiB message`);
   });
 });

@@ -53,7 +53,11 @@ const v2local = () =>
   );
 
 before(async () => {
-  dns = await startDnsServer({ '7.113.0.203.dnsbl.test': { A: ['127.0.0.2'] } });
+  // 127.0.0.2 is the RFC 5782 test point a list must answer to stay enabled.
+  dns = await startDnsServer({
+    '7.113.0.203.dnsbl.test': { A: ['127.0.0.2'] },
+    '2.0.0.127.dnsbl.test': { A: ['127.0.0.2'] },
+  });
   hop = await startCaptureServer();
   sys = await startTestSystem({
     dnsServer: dns.address,
@@ -108,7 +112,8 @@ describe('PROXY protocol', () => {
     assert.match(await deliver(c, 'proxy-v1'), /^250 2\.0\.0 Ok: queued as /);
     await c.quit();
     const got = hop.messages.find((m) => m.from === 'proxy-v1@sender.example');
-    assert.match(got?.raw.toString() ?? '', /^Received: from client\.example \(\[198\.51\.100\.20\]\)/);
+    // Received-SPF and Authentication-Results go above it (RFC 7208 9.1, RFC 8601).
+    assert.match(got?.raw.toString() ?? '', /^Received: from client\.example \(\[198\.51\.100\.20\]\)/m);
     const d = await findDecision(
       sys.dir,
       (x) => x.reasonCode === 'queue.accepted' && x.session?.sender === 'proxy-v1@sender.example',
