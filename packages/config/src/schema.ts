@@ -625,6 +625,9 @@ export const configSchema = z.strictObject({
             .regex(/^[A-Za-z0-9_-]+$/)
             .default('smtpguard_auth'),
           replicas: z.int().min(1).max(5).default(1),
+          // While NATS cannot answer (a server lost, a new leader being elected), a read or write is tried again for
+          // this long. Keep it below edge.backends.auth.deadlineMs.
+          retryMs: z.int().nonnegative().default(1500),
         })
         .prefault({}),
     })

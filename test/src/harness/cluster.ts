@@ -83,6 +83,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   // Creating replicated streams on a cluster that just formed takes a moment.
   base.nats = { ...base.nats, decisionReplicas: 3, connectTimeoutMs: 5000 };
   base.greylist.store = { type: 'nats-kv', replicas: 3, bucketPrefix: 'cluster_greylist' };
+  // Lockout, POP-before-SMTP logins and sending counters shared by the auth replicas, as in production.
+  base.auth.store = { ...base.auth.store, type: 'nats-kv', replicas: 3, bucketPrefix: 'cluster_auth' };
   base.edge.listeners.mx.proxyProtocol = { trustedProxies: [LOAD_BALANCER] };
   base.edge.listeners.submission.proxyProtocol = { trustedProxies: [LOAD_BALANCER] };
   // Every client of the tests is 127.0.0.1: no per-client limits.

@@ -35,6 +35,7 @@ export async function openAuthState(loaded: LoadedConfig, current: () => LoadedC
       prefix: a.store.bucketPrefix,
       connectTimeoutMs: nats.connectTimeoutMs,
       replicas: a.store.replicas,
+      retryMs: a.store.retryMs,
       name: `smtpguard-auth-${loaded.config.instance}`,
     });
   }
