@@ -9,6 +9,14 @@ export type { BackendConfig, Config, FailureMode } from './schema.js';
 export { CORE_COMMANDS, configSchema, OPTIONAL_COMMANDS } from './schema.js';
 
 /** A config file that cannot be used; the message names the file, the key and the problem. */
+/** The NATS servers of nats.url (comma-separated); empty when NATS is not configured. */
+export function natsServers(config: Pick<Config, 'nats'>): string[] {
+  return config.nats.url
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
 export class ConfigError extends Error {
   constructor(
     readonly file: string,

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { type Context, context, trace } from '@opentelemetry/api';
-import type { LoadedConfig } from '@smtpguard/config';
+import { type LoadedConfig, natsServers } from '@smtpguard/config';
 import type { events } from '@smtpguard/contracts';
 import type { Logger } from '@smtpguard/logging';
 import { buildDecision, type DecisionInput } from './decision.js';
@@ -39,7 +39,7 @@ export async function createDecisionPublisher(
     return new FileDecisionPublisher(path);
   }
   const publisher = new NatsDecisionPublisher({
-    servers: nats.url.split(',').map((s) => s.trim()),
+    servers: natsServers(loaded.config),
     stream: nats.decisionStream,
     maxAgeSeconds: nats.decisionMaxAgeSeconds,
     replicas: nats.decisionReplicas,

@@ -1,3 +1,4 @@
+import { natsServers } from '@smtpguard/config';
 import { runService } from '@smtpguard/service-runtime';
 import { Authenticator } from './authenticator.js';
 import { type Directory, directoryFrom } from './directory.js';
@@ -39,10 +40,7 @@ runService('auth', async ({ config, logger }) => {
         logger,
       )
     : undefined;
-  const servers = cfg()
-    .nats.url.split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
+  const servers = natsServers(cfg());
   const events =
     pop.enabled && servers.length
       ? await subscribeLoginEvents(

@@ -1,4 +1,4 @@
-import type { LoadedConfig } from '@smtpguard/config';
+import { type LoadedConfig, natsServers } from '@smtpguard/config';
 import { FileKvStore, type KvStore, NatsKvStore } from '@smtpguard/kv-store';
 import { type FailureCounter, Lockout } from './lockout.js';
 import { type LoginEntry, PopLogins } from './pop-logins.js';
@@ -22,10 +22,7 @@ export async function openAuthState(loaded: LoadedConfig, current: () => LoadedC
   if (a.store.type === 'file') {
     store = new FileKvStore(loaded.statePath(a.store.file));
   } else {
-    const servers = nats.url
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean);
+    const servers = natsServers(loaded.config);
     if (!servers.length)
       throw new Error(
         'auth.store.type is nats-kv but nats.url is empty: set nats.url or use auth.store.type: file',

@@ -1,4 +1,4 @@
-import type { LoadedConfig } from '@smtpguard/config';
+import { type LoadedConfig, natsServers } from '@smtpguard/config';
 import { FileGreylistStore } from './file-store.js';
 import { NatsKvGreylistStore } from './nats-kv-store.js';
 import type { GreylistStore } from './store.js';
@@ -13,10 +13,7 @@ export async function openStore(loaded: LoadedConfig): Promise<GreylistStore> {
   if (g.store.type === 'file') {
     return new FileGreylistStore(loaded.statePath(g.store.file), { expirySeconds: g.expirySeconds });
   }
-  const servers = nats.url
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
+  const servers = natsServers(loaded.config);
   if (!servers.length)
     throw new Error(
       'greylist.store.type is nats-kv but nats.url is empty: set nats.url (comma-separated servers) or use greylist.store.type: file',

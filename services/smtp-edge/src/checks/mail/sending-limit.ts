@@ -1,5 +1,5 @@
 import { defineCheck } from '../../engine/check.js';
-import { sessionContext } from '../../session.js';
+import { consumeSendingQuota } from '../sending-quota.js';
 
 /**
  * Hourly message limit of the account (auth.ConsumeSendingQuota, counted atomically across replicas): each
@@ -13,29 +13,5 @@ export const sendingLimit = defineCheck({
   settings: ['auth.sendingLimits', 'auth.domains[].sendingLimits', 'edge.checks.sendingLimits.*'],
   enabled: (ctx) => ctx.cfg.edge.checks.sendingLimits.enabled && Boolean(ctx.session.account),
   onBackendError: { reason: 'quota.unavailable', mode: (cfg) => cfg.edge.checks.sendingLimits.failureMode },
-  async run(ctx) {
-    const account = ctx.session.account;
-    const r = await ctx.deps.backends.call('auth', ctx.deps.backends.auth.consumeSendingQuota, {
-      session: sessionContext(ctx.session),
-      account,
-      messages: 1,
-      recipients: 0,
-    });
-    const vars = {
-      account,
-      used: r.used,
-      limit: r.limit,
-      recipients_used: r.recipientsUsed,
-      recipient_limit: r.recipientLimit,
-      resets_at: r.resetsAt?.toISOString() ?? '',
-    };
-    if (r.allowed) return { outcome: 'pass', reason: 'quota.ok', vars };
-    return {
-      outcome: 'defer',
-      reason: 'quota.messages_exceeded',
-      vars,
-      attributes: { account },
-      refuse: true,
-    };
-  },
+  run: (ctx) => consumeSendingQuota(ctx, 'messages', 'quota.messages_exceeded'),
 });
