@@ -8,4 +8,4 @@ export {
   startCaptureServer,
 } from './capture-smtp.js';
 export { type NatsCluster, type NatsNode, type NatsServer, startNats, startNatsCluster } from './nats.js';
-export { freePort, waitFor } from './ports.js';
+export { canConnect, freePort, waitFor } from './ports.js';

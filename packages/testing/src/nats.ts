@@ -1,10 +1,9 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, waitFor } from './ports.js';
+import { canConnect, freePort, waitFor } from './ports.js';
 
 export interface NatsServer {
   url: string;
@@ -19,16 +18,6 @@ function natsBinary(): string {
   if (which) return which;
   throw new Error('nats-server not found: run `pnpm test:setup` (installs the Debian package nats-server)');
 }
-
-const canConnect = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const s = tcpConnect(port, '127.0.0.1');
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 
 /** A real nats-server with JetStream on 127.0.0.1 (a fixed port, or a free one), storage in a temp dir. */
 export async function startNats(fixedPort?: number): Promise<NatsServer> {

@@ -4,7 +4,7 @@ import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, waitFor } from '@smtpguard/testing';
+import { canConnect, freePort, waitFor } from '@smtpguard/testing';
 
 const DOVECOT = '/usr/sbin/dovecot';
 
@@ -110,16 +110,6 @@ service imap-login {
     },
   };
 }
-
-const canConnect = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const s = tcpConnect(port, '127.0.0.1');
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 
 /** A POP3 login (USER/PASS) from `localAddress` with a raw TCP client; resolves with the answer to PASS. */
 export function pop3Login(port: number, localAddress: string, user: string, pass: string): Promise<string> {
