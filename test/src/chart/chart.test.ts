@@ -1347,6 +1347,56 @@ describe('bad values are rejected', () => {
   });
 });
 
+describe('the images workflow builds what the chart pulls', () => {
+  it('builds every image the chart names, for amd64 and arm64, from the Dockerfile, tagged with appVersion', () => {
+    const wf = parse(readFileSync(join(repoRoot, '.github', 'workflows', 'images.yml'), 'utf8')) as {
+      jobs: Record<
+        string,
+        {
+          strategy: { matrix: { service: string[] } };
+          steps: Array<{ uses?: string; run?: string; with?: Record<string, string> }>;
+        }
+      >;
+    };
+    const job = Object.values(wf.jobs)[0];
+    assert.ok(job);
+    const values = parse(readFileSync(join(chartDir, 'values.yaml'), 'utf8')) as Record<
+      string,
+      { image?: { repository?: string } }
+    >;
+    const repositories = ['edge', 'auth', 'reputation', 'greylist'].map((k) => values[k]?.image?.repository);
+    assert.deepEqual(
+      job.strategy.matrix.service.map((s) => `smtpguard/${s}`),
+      repositories,
+      'one image per chart repository, same names',
+    );
+    const build = job.steps.find((s) => s.uses?.startsWith('docker/build-push-action'));
+    assert.ok(build?.with);
+    assert.equal(build.with.file, 'deploy/docker/Dockerfile');
+    assert.ok(existsSync(join(repoRoot, build.with.file)));
+    assert.match(build.with.platforms ?? '', /linux\/amd64/);
+    assert.match(build.with.platforms ?? '', /linux\/arm64/);
+    assert.equal(String(build.with.push), 'true');
+    const names = job.steps.find((s) => s.run?.includes('appVersion'));
+    assert.match(names?.run ?? '', /\/smtpguard\/\$\{\{ matrix\.service \}\}/);
+    assert.match(
+      names?.run ?? '',
+      /charts\/smtpguard\/Chart\.yaml/,
+      'tag from the chart, as image.tag defaults',
+    );
+  });
+
+  it('the Dockerfile: Node LTS base, deploy without optional (Node binary) or dev dependencies, CLI, non-root', () => {
+    const df = readFileSync(join(repoRoot, 'deploy', 'docker', 'Dockerfile'), 'utf8');
+    assert.match(df, /^ARG NODE_IMAGE=node:24-bookworm-slim$/m);
+    assert.match(df, /deploy --legacy --prod --no-optional/);
+    assert.match(df, /@smtpguard\/\$\{pkg%%:\*\}/);
+    assert.match(df, /"cli:\/out\/cli"/);
+    assert.match(df, /^USER 1000:1000$/m);
+    assert.match(df, /\/usr\/local\/bin\/smtpguard/);
+  });
+});
+
 describe('documentation and schemas in step', () => {
   const valuesText = readFileSync(join(chartDir, 'values.yaml'), 'utf8');
   const values = parse(valuesText) as Record<string, unknown>;
