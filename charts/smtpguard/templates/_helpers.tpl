@@ -100,44 +100,43 @@ Image reference. Input: dict root values (the component's values).
 {{- end }}
 
 {{/*
-Name of the NATS dependency's client Service, mirroring the nats chart's fullname rules.
+A Kubernetes quantity ("10Gi", "512M", "1000") in bytes, for the NATS config.
 */}}
-{{- define "smtpguard.natsServiceName" -}}
-{{- $n := .Values.nats }}
-{{- if and $n.service $n.service.name }}
-{{- $n.service.name }}
-{{- else if $n.fullnameOverride }}
-{{- $n.fullnameOverride | trunc 63 | trimSuffix "-" }}
-{{- else }}
-{{- $name := default "nats" $n.nameOverride }}
-{{- if contains $name .Release.Name }}
-{{- .Release.Name | trunc 63 | trimSuffix "-" }}
-{{- else }}
-{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- define "smtpguard.bytes" -}}
+{{- $q := toString . }}
+{{- $num := regexFind "^[0-9]+" $q | int64 }}
+{{- $unit := trimPrefix (toString $num) $q }}
+{{- $mult := get (dict "" 1 "K" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776) $unit }}
+{{- if not $mult }}{{ fail (printf "%q is not a size (e.g. 10Gi)" $q) }}{{ end }}
+{{- mul $num $mult }}
 {{- end }}
+
+{{/*
+NATS URL the services use: this release's NATS Service, externalNats.url, or "" (embedded mode).
+*/}}
+{{- define "smtpguard.natsUrl" -}}
+{{- if and .Values.nats.enabled .Values.externalNats.url }}
+{{- fail "set either nats.enabled=true (NATS run by this chart) or externalNats.url (an existing server), not both" }}
+{{- end }}
+{{- if .Values.nats.enabled }}
+{{- printf "nats://%s.%s.svc:4222" (include "smtpguard.componentName" (dict "root" . "component" "nats")) .Release.Namespace }}
+{{- else }}
+{{- .Values.externalNats.url }}
 {{- end }}
 {{- end }}
 
 {{/*
-NATS URL the services use: the dependency's Service, externalNats.url, or "" (embedded mode).
+Replicas of the decision stream and the KV buckets: nats.decisionReplicas, or (0) the servers run
+here (1 or 3), or 1 for an external server.
 */}}
-{{- define "smtpguard.natsUrl" -}}
-{{- if and .Values.nats.enabled .Values.externalNats.url }}
-{{- fail "set either nats.enabled=true (NATS installed with the chart) or externalNats.url (an existing server), not both" }}
+{{- define "smtpguard.streamReplicas" -}}
+{{- $r := int .Values.nats.decisionReplicas }}
+{{- if and (eq $r 0) .Values.nats.enabled }}{{ $r = int .Values.nats.replicas }}{{ end }}
+{{- if eq $r 0 }}{{ $r = 1 }}{{ end }}
+{{- if and .Values.nats.enabled (gt $r (int .Values.nats.replicas)) }}
+{{- fail (printf "nats.decisionReplicas (%d) cannot exceed nats.replicas (%d): JetStream needs a server per replica" $r (int .Values.nats.replicas)) }}
 {{- end }}
-{{- if .Values.nats.enabled }}
-{{- $host := include "smtpguard.natsServiceName" . }}
-{{- with .Values.nats.namespaceOverride }}
-{{- $host = printf "%s.%s.svc" $host . }}
-{{- end }}
-{{- $port := 4222 }}
-{{- if and .Values.nats.config .Values.nats.config.nats .Values.nats.config.nats.port }}
-{{- $port = .Values.nats.config.nats.port }}
-{{- end }}
-{{- printf "nats://%s:%d" $host (int $port) }}
-{{- else }}
-{{- .Values.externalNats.url }}
-{{- end }}
+{{- $r }}
 {{- end }}
 
 {{/*
@@ -187,49 +186,139 @@ True ("true") when the user's config sets a key path. Input: dict config path.
 {{- end }}
 
 {{/*
+Store type of auth or greylist: config.<c>.store.type, or nats-kv when NATS is available, else file.
+Fails when more than one replica would share nothing. Input: dict root component.
+*/}}
+{{- define "smtpguard.storeType" -}}
+{{- $root := .root }}
+{{- $nats := include "smtpguard.natsUrl" $root }}
+{{- $type := include "smtpguard.configValue" (dict "root" $root "path" (list .component "store" "type") "default" (ternary "nats-kv" "file" (ne $nats ""))) }}
+{{- $replicas := int (index $root.Values .component).replicas }}
+{{- if and (eq $type "nats-kv") (not $nats) }}
+{{- fail (printf "config.%s.store.type is nats-kv but there is no NATS: set nats.enabled=true or externalNats.url" .component) }}
+{{- end }}
+{{- if and (gt $replicas 1) (ne $type "nats-kv") }}
+{{- if $nats }}
+{{- fail (printf "%s.replicas=%d needs the shared NATS KV store; remove config.%s.store.type=file" .component $replicas .component) }}
+{{- else }}
+{{- fail (printf "%s.replicas=%d needs NATS: replicas share their state in NATS JetStream KV (set nats.enabled=true or externalNats.url), or keep %s.replicas=1" .component $replicas .component) }}
+{{- end }}
+{{- end }}
+{{- $type }}
+{{- end }}
+
+{{/*
+Name of the Secret holding the edge's certificate (tls.crt, tls.key), or "" when TLS is off.
+*/}}
+{{- define "smtpguard.tlsSecret" -}}
+{{- $t := .Values.edge.tls }}
+{{- if $t.enabled }}
+{{- if and $t.existingSecret $t.certManager.enabled }}
+{{- fail "edge.tls: set either existingSecret or certManager.enabled, not both" }}
+{{- else if $t.existingSecret }}
+{{- $t.existingSecret }}
+{{- else if $t.certManager.enabled }}
+{{- printf "%s-tls" (include "smtpguard.componentName" (dict "root" . "component" "smtp-edge")) }}
+{{- else }}
+{{- fail "edge.tls.enabled needs a certificate: edge.tls.existingSecret (a kubernetes.io/tls Secret) or edge.tls.certManager.enabled with an issuerRef" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
 The effective config (values `config` plus the keys the chart manages), as a YAML document.
+Input: the root context. With "forAuth" false (the ConfigMap of every pod) the directory
+(auth.domains, with the mailbox password hashes) and the Dovecot policy secret are left out: only
+the auth pods get them, from a Secret.
 */}}
 {{- define "smtpguard.config" -}}
-{{- $user := deepCopy (.Values.config | default dict) }}
+{{- include "smtpguard.configFor" (dict "root" . "forAuth" true) }}
+{{- end }}
+
+{{- define "smtpguard.configFor" -}}
+{{- $root := .root }}
+{{- $user := deepCopy ($root.Values.config | default dict) }}
 {{- $managed := list
   (list "stateDir")
   (list "nats" "url")
+  (list "nats" "decisionReplicas")
   (list "auth" "listen")
   (list "reputation" "listen")
   (list "greylist" "listen")
+  (list "auth" "store" "replicas")
+  (list "greylist" "store" "replicas")
+  (list "edge" "health" "listen")
   (list "edge" "listeners" "mx" "host")
   (list "edge" "listeners" "mx" "port")
   (list "edge" "listeners" "submission" "host")
   (list "edge" "listeners" "submission" "port")
+  (list "edge" "listeners" "submissions")
   (list "edge" "backends" "auth" "address")
   (list "edge" "backends" "reputation" "address")
   (list "edge" "backends" "greylist" "address") }}
+{{- if $root.Values.edge.tls.enabled }}
+{{- $managed = concat $managed (list (list "edge" "tls" "certFile") (list "edge" "tls" "keyFile")) }}
+{{- end }}
+{{- if $root.Values.edge.proxyProtocol.enabled }}
+{{- range $l := list "mx" "submission" }}
+{{- $managed = append $managed (list "edge" "listeners" $l "proxyProtocol" "trustedProxies") }}
+{{- end }}
+{{- end }}
 {{- range $path := $managed }}
 {{- if include "smtpguard.hasPath" (dict "config" $user "path" $path) }}
-{{- fail (printf "config.%s is set by the chart (listen addresses, backend Services, NATS URL, state directory); remove it from values" (join "." $path)) }}
+{{- fail (printf "config.%s is set by the chart (listen addresses, backend Services, NATS, stores, TLS files, PROXY protocol); remove it from values" (join "." $path)) }}
 {{- end }}
 {{- end }}
-{{- $bind := .Values.listenAddress | toString }}
+{{- $bind := $root.Values.listenAddress | toString }}
 {{- $grpcBind := ternary (printf "[%s]" $bind) $bind (contains ":" $bind) }}
+{{- $nats := include "smtpguard.natsUrl" $root }}
+{{- $streamReplicas := include "smtpguard.streamReplicas" $root | int }}
 {{- $backends := dict }}
-{{- $listen := dict }}
+{{- $services := dict }}
 {{- range $c := list "auth" "reputation" "greylist" }}
 {{- $port := include "smtpguard.grpcPort" $c | int }}
-{{- $_ := set $backends $c (dict "address" (printf "%s:%d" (include "smtpguard.componentName" (dict "root" $ "component" $c)) $port)) }}
-{{- $_ := set $listen $c (dict "listen" (printf "%s:%d" $grpcBind $port)) }}
+{{- $_ := set $backends $c (dict "address" (printf "%s:%d" (include "smtpguard.componentName" (dict "root" $root "component" $c)) $port)) }}
+{{- $_ := set $services $c (dict "listen" (printf "%s:%d" $grpcBind $port)) }}
+{{- end }}
+{{- range $c := list "auth" "greylist" }}
+{{- $store := dict "type" (include "smtpguard.storeType" (dict "root" $root "component" $c)) }}
+{{- if $nats }}{{ $_ := set $store "replicas" $streamReplicas }}{{ end }}
+{{- $_ := set (get $services $c) "store" $store }}
+{{- end }}
+{{- $pp := $root.Values.edge.proxyProtocol }}
+{{- if and $pp.enabled (not $pp.trustedProxies) }}
+{{- fail "edge.proxyProtocol.enabled needs edge.proxyProtocol.trustedProxies: the addresses the load balancer's connections come from (only those may send a PROXY header)" }}
+{{- end }}
+{{- $listeners := dict }}
+{{- range $l := list (list "mx" 2525) (list "submission" 2587) (list "submissions" 2465) }}
+{{- $ls := dict "host" $bind "port" (index $l 1) }}
+{{- if $pp.enabled }}
+{{- $_ := set $ls "proxyProtocol" (dict "trustedProxies" $pp.trustedProxies) }}
+{{- end }}
+{{- $_ := set $listeners (index $l 0) $ls }}
+{{- end }}
+{{- $tlsSecret := include "smtpguard.tlsSecret" $root }}
+{{- $_ := set $listeners.submissions "enabled" (ne $tlsSecret "") }}
+{{- $edge := dict
+  "listeners" $listeners
+  "backends" $backends
+  "health" (dict "listen" (printf "%s:%d" $grpcBind 2580)) }}
+{{- if $tlsSecret }}
+{{- $_ := set $edge "tls" (dict "certFile" "/etc/smtpguard-tls/tls.crt" "keyFile" "/etc/smtpguard-tls/tls.key") }}
 {{- end }}
 {{- $managedValues := dict
   "stateDir" "/var/lib/smtpguard"
-  "nats" (dict "url" (include "smtpguard.natsUrl" .))
-  "edge" (dict
-    "listeners" (dict
-      "mx" (dict "host" $bind "port" 2525)
-      "submission" (dict "host" $bind "port" 2587))
-    "backends" $backends)
-  "auth" (get $listen "auth")
-  "reputation" (get $listen "reputation")
-  "greylist" (get $listen "greylist") }}
-{{- mustMergeOverwrite $user $managedValues | toYaml }}
+  "nats" (dict "url" $nats "decisionReplicas" $streamReplicas)
+  "edge" $edge
+  "auth" (get $services "auth")
+  "reputation" (get $services "reputation")
+  "greylist" (get $services "greylist") }}
+{{- $cfg := mustMergeOverwrite $user $managedValues }}
+{{- if not .forAuth }}
+{{- $_ := unset $cfg.auth "domains" }}
+{{- if $cfg.auth.popBeforeSmtp }}{{ $_ := unset $cfg.auth.popBeforeSmtp "dovecotPolicyAuthorization" }}{{ end }}
+{{- end }}
+{{- $cfg | toYaml }}
 {{- end }}
 
 {{/*
@@ -287,19 +376,22 @@ Environment shared by the four containers. Input: dict root component.
 {{- end }}
 
 {{/*
-Name of the config volume source (ConfigMap or existing Secret).
+The config volume (ConfigMap, the auth Secret, or the existing Secret). Input: dict root component.
 */}}
 {{- define "smtpguard.configVolume" -}}
 - name: config
-{{- if .Values.existingConfigSecret }}
+{{- if .root.Values.existingConfigSecret }}
   secret:
-    secretName: {{ .Values.existingConfigSecret }}
+    secretName: {{ .root.Values.existingConfigSecret }}
     items:
       - key: smtpguard.yaml
         path: smtpguard.yaml
+{{- else if eq .component "auth" }}
+  secret:
+    secretName: {{ include "smtpguard.fullname" .root }}-auth-config
 {{- else }}
   configMap:
-    name: {{ include "smtpguard.fullname" . }}-config
+    name: {{ include "smtpguard.fullname" .root }}-config
 {{- end }}
 {{- end }}
 
@@ -340,7 +432,7 @@ spec:
       {{- if or $v.podAnnotations (and $root.Values.rollOnConfigChange (not $root.Values.existingConfigSecret)) }}
       annotations:
         {{- if and $root.Values.rollOnConfigChange (not $root.Values.existingConfigSecret) }}
-        checksum/config: {{ include "smtpguard.config" $root | sha256sum }}
+        checksum/config: {{ include "smtpguard.configFor" (dict "root" $root "forAuth" (eq .component "auth")) | sha256sum }}
         {{- end }}
         {{- with $v.podAnnotations }}
         {{- toYaml . | nindent 8 }}
@@ -396,8 +488,24 @@ spec:
               mountPath: /var/lib/smtpguard
             - name: tmp
               mountPath: /tmp
+            {{- if .tlsSecret }}
+            # Not a subPath mount, so renewed certificates appear in place (the edge reloads them).
+            - name: tls
+              mountPath: /etc/smtpguard-tls
+              readOnly: true
+            {{- end }}
       volumes:
-        {{- include "smtpguard.configVolume" $root | nindent 8 }}
+        {{- include "smtpguard.configVolume" $ctx | nindent 8 }}
+        {{- with .tlsSecret }}
+        - name: tls
+          secret:
+            secretName: {{ . }}
+            items:
+              - key: tls.crt
+                path: tls.crt
+              - key: tls.key
+                path: tls.key
+        {{- end }}
         - name: state
           {{- .stateVolume | nindent 10 }}
         - name: tmp

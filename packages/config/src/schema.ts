@@ -334,6 +334,21 @@ export const configSchema = z.strictObject({
       // TLS of every listener (a listener's own `tls` replaces it). Without a certificate the edge offers no
       // STARTTLS (and an implicit-TLS listener cannot start), unless selfSigned.
       tls: tls.prefault({}),
+      // HTTP health endpoints for an orchestrator's probes: GET /healthz answers 200 while the process runs;
+      // GET /readyz answers 200 when the listeners are up, the edge is not draining (SIGTERM) and every backend
+      // in requireBackends has a replica that accepts a connection, else 503; both with a JSON body.
+      health: z
+        .strictObject({
+          // "host:port" of the HTTP server; empty: off.
+          listen: z.union([z.literal(''), hostPort]).default(''),
+          // Backends without which the edge is not ready. auth: without it every transaction is answered 4xx
+          // (its checks are fail-closed). Leave out backends whose checks are fail-open (greylist by default):
+          // taking every edge out of its load balancer would turn fail-open into no service.
+          requireBackends: z.array(z.enum(['auth', 'reputation', 'greylist'])).default(['auth']),
+          // How long /readyz waits for a backend connection before it counts the backend as unreachable.
+          backendTimeoutMs: z.int().positive().max(10_000).default(1000),
+        })
+        .prefault({}),
       // Concurrent connections on all listeners together; more get 421 4.7.0 (connect.too_busy).
       maxConnections: z.int().positive().default(1000),
       // Allow AUTH without TLS on every listener. Without it, AUTH needs TLS except on a listener bound to a

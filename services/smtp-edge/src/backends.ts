@@ -1,4 +1,4 @@
-import type { Client } from '@grpc/grpc-js';
+import { type Client, connectivityState } from '@grpc/grpc-js';
 import type { BackendConfig, Config } from '@smtpguard/config';
 import { auth, greylist, reputation } from '@smtpguard/contracts';
 import { clientStream, createClient, unary } from '@smtpguard/grpc-kit';
@@ -59,6 +59,17 @@ export class Backends {
   ): Promise<Res> {
     const client = this[name] as unknown as Client;
     return clientStream(name, client, method, requests, deadlineMs);
+  }
+
+  /**
+   * True when a replica of the backend accepts a connection (the channel is READY) within timeoutMs. An idle
+   * channel is made to connect; with several replicas behind one DNS name, one reachable replica is enough.
+   */
+  reachable(name: BackendName, timeoutMs: number): Promise<boolean> {
+    const client = this[name] as unknown as Client;
+    if (client.getChannel().getConnectivityState(true) === connectivityState.READY)
+      return Promise.resolve(true);
+    return new Promise((resolve) => client.waitForReady(Date.now() + timeoutMs, (err) => resolve(!err)));
   }
 
   close(): void {

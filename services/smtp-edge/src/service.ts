@@ -7,6 +7,7 @@ import { createNextHop } from './delivery/create.js';
 import { nextHopLoop } from './delivery/self-loop.js';
 import { PHASES } from './engine/phases.js';
 import { Runner } from './engine/runner.js';
+import { type HealthServer, startHealthServer } from './health.js';
 import { Edge } from './smtp/edge.js';
 import { ConnectionTracker } from './smtp/limits.js';
 
@@ -34,6 +35,19 @@ export async function startEdge({ config, logger, decisions }: ServiceContext): 
   const edge = new Edge(config, runner, PHASES, tracker, () => nextHop, logger, bufferDir);
   await edge.start();
   logger.info({ nextHop: nextHop.describe() }, 'next hop');
+  let serving = true;
+  // Read at start only: a new listen address needs a restart (the probes point at it anyway).
+  const health: HealthServer | undefined = cfg.edge.health.listen
+    ? await startHealthServer(
+        cfg.edge.health.listen,
+        {
+          settings: () => config.current.config.edge.health,
+          reachable: (name, timeoutMs) => backends.reachable(name, timeoutMs),
+          serving: () => serving,
+        },
+        logger,
+      )
+    : undefined;
 
   config.onChange(async (c) => {
     backends.update(c.config.edge.backends);
@@ -59,9 +73,12 @@ export async function startEdge({ config, logger, decisions }: ServiceContext): 
 
   return {
     stop: async () => {
+      // Not ready from the first moment of a shutdown; /healthz keeps answering while sessions finish.
+      serving = false;
       await edge.stop();
       await nextHop.close();
       backends.close();
+      await health?.close();
     },
   };
 }

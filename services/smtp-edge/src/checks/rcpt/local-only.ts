@@ -17,9 +17,11 @@ export const localOnly = defineCheck({
     const policy =
       a.remoteSending !== 'perDomain'
         ? `server ${a.remoteSending}`
-        : domain?.remoteSending !== 'perMailbox'
-          ? `domain ${domain?.remoteSending}`
-          : 'mailbox localOnly';
+        : !domain
+          ? 'domain or mailbox policy' // the directory is not in this edge's config (chart: auth pods only)
+          : domain.remoteSending !== 'perMailbox'
+            ? `domain ${domain.remoteSending}`
+            : 'mailbox localOnly';
     return {
       outcome: 'defer',
       reason: 'rcpt.local_only',
