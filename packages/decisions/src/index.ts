@@ -3,6 +3,7 @@ import { type Context, context, trace } from '@opentelemetry/api';
 import type { LoadedConfig } from '@smtpguard/config';
 import type { events } from '@smtpguard/contracts';
 import type { Logger } from '@smtpguard/logging';
+import { smtpMetrics } from '@smtpguard/telemetry';
 import { buildDecision, type DecisionInput } from './decision.js';
 import { FileDecisionPublisher } from './file-publisher.js';
 import { NatsDecisionPublisher, NatsUnavailableError } from './nats-publisher.js';
@@ -79,6 +80,15 @@ export class DecisionRecorder {
     // Into the outbox journal first: a decision that was logged is one that will be published, even when the
     // process is killed right after the log line.
     this.publisher.publish(d, ctx);
+    smtpMetrics.decision({
+      service: this.service,
+      phase: input.phase,
+      check: input.check,
+      outcome: input.outcome,
+      reason: input.reasonCode,
+      latencyMs: input.latencyMs,
+      replyCode: input.reply?.code,
+    });
     const level =
       input.outcome === 'pass' || input.outcome === 'skip'
         ? 'debug'

@@ -9,6 +9,7 @@ import {
   trace,
 } from '@opentelemetry/api';
 
+export { smtpguardMeter, smtpMetrics } from './metrics.js';
 export { stopTelemetry } from './sdk.js';
 export { SpanKind };
 
