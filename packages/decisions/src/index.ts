@@ -66,7 +66,12 @@ export async function createDecisionPublisher(
   return publisher;
 }
 
-/** Logs and publishes each decision of a service, stamped with the active trace id. */
+/**
+ * Logs and publishes each decision of a service, stamped with the trace id of its context. The log line is
+ * structured for Loki and the like: `event: "decision"`, the reason code, the reply code, the session and the
+ * decision's trace id (`trace_id`, also when the line is written outside the session's span); refusals
+ * (fail, defer) at info, errors at warn, the rest at debug.
+ */
 export class DecisionRecorder {
   constructor(
     readonly service: string,
@@ -98,7 +103,9 @@ export class DecisionRecorder {
     if (this.logger.isLevelEnabled(level)) {
       this.logger[level](
         {
+          event: 'decision',
           decision: d.id,
+          trace_id: traceId || undefined,
           session: input.session.sessionId,
           phase: input.phase,
           check: input.check,
@@ -108,6 +115,7 @@ export class DecisionRecorder {
           sender: input.session.sender || undefined,
           recipient: input.recipient,
           reply: input.reply ? `${input.reply.code} ${input.reply.enhanced} ${input.reply.text}` : undefined,
+          reply_code: input.reply?.code,
           latency_ms: input.latencyMs,
           ...input.attributes,
         },

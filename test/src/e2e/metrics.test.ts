@@ -11,6 +11,7 @@ import {
   startNats,
   waitFor,
 } from '@smtpguard/testing';
+import { type DashboardFile, dashboardProblems, readDashboards } from '../harness/dashboards.js';
 import { type DnsServer, startDnsServer } from '../harness/dns-server.js';
 import { type Sample, scrape, total } from '../harness/prometheus.js';
 import { RawSmtp } from '../harness/raw-smtp.js';
@@ -210,5 +211,67 @@ describe('metrics (Prometheus scrape of each service)', () => {
           if (k !== 'otel_scope_name') assert.doesNotMatch(v, /@|127\.0\.0\./, `${svc} ${s.name}`);
       }
     }
+  });
+});
+
+describe('refusals as log lines (Loki-ready)', () => {
+  it('logs each refusal at info as one JSON object with its reason, reply code and trace id', () => {
+    const line = sys.system.logs.find((l) => l.event === 'decision' && l.reason === 'relay.denied');
+    assert.ok(line, 'a decision log line for relay.denied');
+    assert.equal(line.level, 'info');
+    assert.equal(line.service, 'smtp-edge');
+    assert.equal(line.reply_code, 550);
+    assert.match(String(line.trace_id), /^[0-9a-f]{32}$/);
+    assert.equal(line.client_ip, '127.0.0.30');
+    // A refusal by smtp-server's own reply (no check span active) carries its trace id too.
+    const own = sys.system.logs.find((l) => l.event === 'decision' && l.reason === 'data.need_rcpt');
+    assert.match(String(own?.trace_id), /^[0-9a-f]{32}$/);
+  });
+});
+
+describe('Grafana dashboards (charts/smtpguard/dashboards) against the scrape', () => {
+  const dir = new URL('../../../charts/smtpguard/dashboards/', import.meta.url);
+  const all = () => Object.values(scraped).flat();
+
+  it('ships overview, policy, backends and DNS lists dashboards', () => {
+    const uids = readDashboards(dir).map((d) => d.json.uid);
+    assert.deepEqual(uids.sort(), [
+      'smtpguard-backends',
+      'smtpguard-dns-lists',
+      'smtpguard-overview',
+      'smtpguard-policy',
+    ]);
+  });
+
+  it('names only metrics and labels the services export', () => {
+    assert.deepEqual(dashboardProblems(readDashboards(dir), all()), []);
+  });
+
+  it('would notice a metric or label that does not exist', () => {
+    const bad: DashboardFile = {
+      file: 'bad.json',
+      json: {
+        uid: 'bad',
+        panels: [
+          {
+            title: 'p',
+            targets: [
+              { expr: 'sum(rate(smtpguard_sessions_total[5m]))' },
+              { expr: 'sum by (result) (rate(smtpguard_decisions_total{job=~"$job"}[5m]))' },
+              { expr: 'rate(smtpguard_smtp_replies_total{k8s_namespace_name="x"}[5m])' },
+            ],
+          },
+        ],
+        templating: {
+          list: [{ name: 'ns', query: 'label_values(smtpguard_smtp_replies_total, namespace)' }],
+        },
+      },
+    };
+    assert.deepEqual(dashboardProblems([bad], all()), [
+      'bad.json "p": metric smtpguard_sessions_total is not exported',
+      'bad.json "p": grouping label result is on none of smtpguard_decisions_total',
+      'bad.json "p": label k8s_namespace_name is not on smtpguard_smtp_replies_total',
+      'bad.json variable ns: label namespace is not on smtpguard_smtp_replies_total',
+    ]);
   });
 });
