@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { type Context, context, trace } from '@opentelemetry/api';
 import type { LoadedConfig } from '@smtpguard/config';
-import type { events } from '@smtpguard/contracts';
+import { common, type events } from '@smtpguard/contracts';
 import type { Logger } from '@smtpguard/logging';
 import { smtpMetrics } from '@smtpguard/telemetry';
 import { buildDecision, type DecisionInput } from './decision.js';
@@ -22,6 +22,7 @@ export { FileDecisionPublisher } from './file-publisher.js';
 export { NatsDecisionPublisher, NatsUnavailableError } from './nats-publisher.js';
 export { Outbox, type Pending } from './outbox.js';
 export type { DecisionPublisher } from './publisher.js';
+export { readDecisionFile, readDecisionStream, type StreamSource, type Window } from './reader.js';
 
 /**
  * NATS JetStream when nats.url is set, the decisions file otherwise. With nats.onUnavailable=exit an
@@ -95,11 +96,13 @@ export class DecisionRecorder {
       replyCode: input.reply?.code,
     });
     const level =
-      input.outcome === 'pass' || input.outcome === 'skip'
-        ? 'debug'
-        : input.outcome === 'error'
-          ? 'warn'
-          : 'info';
+      input.phase === 'admin'
+        ? 'info'
+        : input.outcome === 'pass' || input.outcome === 'skip'
+          ? 'debug'
+          : input.outcome === 'error'
+            ? 'warn'
+            : 'info';
     if (this.logger.isLevelEnabled(level)) {
       this.logger[level](
         {
@@ -123,6 +126,27 @@ export class DecisionRecorder {
       );
     }
     return d;
+  }
+
+  /**
+   * An administrator's change (phase admin, outcome pass), with the operator's name and what changed in the
+   * attributes; `detail` is the reason's text with these values filled in.
+   */
+  admin(
+    reasonCode: string,
+    operator: string,
+    attributes: Record<string, string>,
+    detail: string,
+  ): events.Decision {
+    return this.record({
+      phase: 'admin',
+      check: 'admin',
+      outcome: 'pass',
+      reasonCode,
+      detail,
+      session: common.SessionContext.fromPartial({}),
+      attributes: { operator, ...attributes },
+    });
   }
 
   close(): Promise<void> {

@@ -113,10 +113,11 @@ export function unary<Req, Res>(
   method: UnaryMethod<Req, Res>,
   request: Req,
   deadlineMs: number,
+  metadata: Metadata = new Metadata(),
 ): Promise<Res> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
-    method.call(client, request, new Metadata(), { deadline: Date.now() + deadlineMs }, (err, res) => {
+    method.call(client, request, metadata, { deadline: Date.now() + deadlineMs }, (err, res) => {
       rpcMetric(method, err, started);
       if (err) reject(new BackendError(backend, method.name || 'call', err.code, err.details || err.message));
       else resolve(res);
