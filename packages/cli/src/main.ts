@@ -49,7 +49,7 @@ async function main(argv: string[]): Promise<number> {
   const configPath = option(args, '--config') ?? process.env.SMTPGUARD_CONFIG;
   const addressOpt = option(args, '--address');
   // Who makes an admin change: recorded with its decision.
-  const operator = option(args, '--operator') ?? process.env.SMTPGUARD_OPERATOR ?? userInfo().username;
+  const operator = option(args, '--operator') || process.env.SMTPGUARD_OPERATOR || userInfo().username;
   const [cmd, arg] = args;
   const out = (line: string) => process.stdout.write(`${line}\n`);
   // --help anywhere: the usage (of the command when one is named), on stdout, exit 0.
