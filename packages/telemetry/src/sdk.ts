@@ -1,7 +1,6 @@
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { GrpcInstrumentation } from '@opentelemetry/instrumentation-grpc';
 import { NodeSDK } from '@opentelemetry/sdk-node';
-import { BatchSpanProcessor, NoopSpanProcessor } from '@opentelemetry/sdk-trace';
+import { NoopSpanProcessor } from '@opentelemetry/sdk-trace';
 
 let sdk: NodeSDK | undefined;
 
@@ -9,7 +8,9 @@ let sdk: NodeSDK | undefined;
  * Starts the OpenTelemetry SDK, configured by the standard OTEL_* environment variables.
  *
  * Traces: spans are always created (trace ids appear in logs, decisions and NATS headers); they are exported
- * over OTLP/HTTP only when OTEL_EXPORTER_OTLP_ENDPOINT (or the traces-specific variable) is set.
+ * only when OTEL_EXPORTER_OTLP_ENDPOINT (or the traces-specific variable) is set, or OTEL_TRACES_EXPORTER names
+ * an exporter; then the SDK reads OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL (http/protobuf by
+ * default, http/json, grpc) and OTEL_BSP_* itself.
  *
  * Metrics: the SDK reads OTEL_METRICS_EXPORTER itself (`otlp`, `prometheus`, `console`, `none`, comma-separated)
  * with OTEL_EXPORTER_PROMETHEUS_HOST / OTEL_EXPORTER_PROMETHEUS_PORT for the scrape endpoint and the
@@ -21,7 +22,9 @@ let sdk: NodeSDK | undefined;
 export async function startTelemetry(): Promise<void> {
   if (sdk) return;
   const env = process.env;
-  const exportTraces = Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
+  const exportTraces =
+    Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) ||
+    Boolean(env.OTEL_TRACES_EXPORTER && env.OTEL_TRACES_EXPORTER !== 'none');
   if (!env.OTEL_METRICS_EXPORTER) {
     const otlp = Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT);
     env.OTEL_METRICS_EXPORTER = otlp ? 'otlp' : 'none';
@@ -29,9 +32,8 @@ export async function startTelemetry(): Promise<void> {
   sdk = new NodeSDK({
     serviceName: env.OTEL_SERVICE_NAME ?? 'smtpguard',
     instrumentations: [new GrpcInstrumentation()],
-    spanProcessors: exportTraces
-      ? [new BatchSpanProcessor({ exporter: new OTLPTraceExporter() })]
-      : [new NoopSpanProcessor()],
+    // Without export, a processor that drops the spans, so that the tracer provider (and trace ids) exist.
+    ...(exportTraces ? {} : { spanProcessors: [new NoopSpanProcessor()] }),
   });
   sdk.start();
 }

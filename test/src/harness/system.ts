@@ -29,6 +29,8 @@ export interface TestSystemOptions {
   nextHopPort?: number;
   greylistDelaySeconds?: number;
   services?: ServiceName[];
+  /** Extra environment for every service (OTEL_* variables). */
+  env?: Record<string, string>;
   /** Serve each service's metrics on a free port (OTEL_METRICS_EXPORTER=prometheus). */
   metrics?: boolean;
   /** Deep-merged over the generated config (for failure tests). */
@@ -110,6 +112,7 @@ export async function startTestSystem(opts: TestSystemOptions): Promise<TestSyst
   const system = await startSystem({
     configPath,
     services: opts.services,
+    env: opts.env,
     serviceEnv,
     onLog: process.env.SMTPGUARD_TEST_LOGS ? (_l, raw) => process.stderr.write(`${raw}\n`) : undefined,
   });

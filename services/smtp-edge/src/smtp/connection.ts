@@ -641,6 +641,12 @@ export class EdgeConnection extends SMTPConnection {
       tx.hop = undefined;
       this.state.errors = 0;
       smtpMetrics.messageAccepted(this.state.listener, message.size);
+      this.state.span?.setAttributes({
+        'smtp.mail_from': tx.sender,
+        'smtp.rcpt_count': tx.recipients.length,
+        'smtp.reply.code': 250,
+        'smtpguard.message_id': tx.messageId,
+      });
       const accepted = verdicts[verdicts.length - 1];
       const reply = replyFor('queue.accepted', {
         ...sessionVars(this.state),
