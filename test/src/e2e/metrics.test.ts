@@ -203,6 +203,19 @@ describe('metrics (Prometheus scrape of each service)', () => {
     );
   });
 
+  it('reports one sample of each metric (diagnostic)', (t) => {
+    const seen = new Set<string>();
+    for (const [svc, samples] of Object.entries(scraped)) {
+      for (const x of samples) {
+        if (seen.has(x.name) || x.name === 'target_info' || x.name.endsWith('_bucket')) continue;
+        seen.add(x.name);
+        const { otel_scope_name: _scope, ...labels } = x.labels;
+        t.diagnostic(`${svc}: ${x.name}${JSON.stringify(labels)} ${x.value}`);
+      }
+    }
+    assert.ok(seen.size >= 25, `${seen.size} metrics`);
+  });
+
   it('keeps label values bounded: no addresses', () => {
     for (const [svc, samples] of Object.entries(scraped)) {
       for (const s of samples) {
