@@ -1,5 +1,5 @@
 import { auth } from '@smtpguard/contracts';
-import { createClient, unary } from '@smtpguard/grpc-kit';
+import { createClient, operatorMetadata, unary } from '@smtpguard/grpc-kit';
 
 export const authUsage = `  auth lockouts [QUERY] [--locked] [--limit N]
                                            accounts and client IPs with failed logins (--locked: locked now)
@@ -20,10 +20,12 @@ export async function authCommand(
   args: string[],
   address: string,
   out: (line: string) => void,
+  /** Who makes the change; the service records it with the decision. */
+  operator = 'unknown',
 ): Promise<number> {
   const client = createClient(auth.AuthServiceClient, address);
   const call = <Req, Res>(method: Parameters<typeof unary<Req, Res>>[2], req: Req) =>
-    unary('auth', client, method, req, 10_000);
+    unary('auth', client, method, req, 10_000, operatorMetadata(operator));
   try {
     const [sub, ...rest] = args;
     const limitAt = rest.indexOf('--limit');

@@ -1,5 +1,5 @@
 import { greylist } from '@smtpguard/contracts';
-import { createClient, unary } from '@smtpguard/grpc-kit';
+import { createClient, operatorMetadata, unary } from '@smtpguard/grpc-kit';
 
 export const greylistUsage = `  greylist list [QUERY] [--limit N]        triplets whose key contains QUERY
   greylist delete KEY                      forget one triplet
@@ -22,10 +22,12 @@ export async function greylistCommand(
   args: string[],
   address: string,
   out: (line: string) => void,
+  /** Who makes the change; the service records it with the decision. */
+  operator = 'unknown',
 ): Promise<number> {
   const client = createClient(greylist.GreylistServiceClient, address);
   const call = <Req, Res>(method: Parameters<typeof unary<Req, Res>>[2], req: Req) =>
-    unary('greylist', client, method, req, 10_000);
+    unary('greylist', client, method, req, 10_000, operatorMetadata(operator));
   try {
     const [sub, ...rest] = args;
     const limitAt = rest.indexOf('--limit');

@@ -2,7 +2,16 @@ import { randomUUID } from 'node:crypto';
 import { type common, events } from '@smtpguard/contracts';
 
 export type Outcome = 'pass' | 'fail' | 'defer' | 'skip' | 'error';
-export type PhaseName = 'connect' | 'helo' | 'auth' | 'mail' | 'rcpt' | 'data' | 'queue' | 'protocol';
+export type PhaseName =
+  | 'connect'
+  | 'helo'
+  | 'auth'
+  | 'mail'
+  | 'rcpt'
+  | 'data'
+  | 'queue'
+  | 'protocol'
+  | 'admin';
 
 const outcomes: Record<Outcome, events.Outcome> = {
   pass: events.Outcome.OUTCOME_PASS,
@@ -21,6 +30,7 @@ const phases: Record<PhaseName, events.Phase> = {
   data: events.Phase.PHASE_DATA,
   queue: events.Phase.PHASE_QUEUE,
   protocol: events.Phase.PHASE_PROTOCOL,
+  admin: events.Phase.PHASE_ADMIN,
 };
 
 export interface DecisionInput {

@@ -1,8 +1,9 @@
 import { join } from 'node:path';
 import { type Context, context, trace } from '@opentelemetry/api';
 import { type LoadedConfig, natsServers } from '@smtpguard/config';
-import type { events } from '@smtpguard/contracts';
+import { common, type events } from '@smtpguard/contracts';
 import type { Logger } from '@smtpguard/logging';
+import { smtpMetrics } from '@smtpguard/telemetry';
 import { buildDecision, type DecisionInput } from './decision.js';
 import { FileDecisionPublisher } from './file-publisher.js';
 import { NatsDecisionPublisher, NatsUnavailableError } from './nats-publisher.js';
@@ -21,6 +22,7 @@ export { FileDecisionPublisher } from './file-publisher.js';
 export { NatsDecisionPublisher, NatsUnavailableError } from './nats-publisher.js';
 export { Outbox, type Pending } from './outbox.js';
 export type { DecisionPublisher } from './publisher.js';
+export { readDecisionFile, readDecisionStream, type StreamSource, type Window } from './reader.js';
 
 /**
  * NATS JetStream when nats.url is set, the decisions file otherwise. With nats.onUnavailable=exit an
@@ -65,7 +67,12 @@ export async function createDecisionPublisher(
   return publisher;
 }
 
-/** Logs and publishes each decision of a service, stamped with the active trace id. */
+/**
+ * Logs and publishes each decision of a service, stamped with the trace id of its context. The log line is
+ * structured for Loki and the like: `event: "decision"`, the reason code, the reply code, the session and the
+ * decision's trace id (`trace_id`, also when the line is written outside the session's span); refusals
+ * (fail, defer) at info, errors at warn, the rest at debug.
+ */
 export class DecisionRecorder {
   constructor(
     readonly service: string,
@@ -79,16 +86,29 @@ export class DecisionRecorder {
     // Into the outbox journal first: a decision that was logged is one that will be published, even when the
     // process is killed right after the log line.
     this.publisher.publish(d, ctx);
+    smtpMetrics.decision({
+      service: this.service,
+      phase: input.phase,
+      check: input.check,
+      outcome: input.outcome,
+      reason: input.reasonCode,
+      latencyMs: input.latencyMs,
+      replyCode: input.reply?.code,
+    });
     const level =
-      input.outcome === 'pass' || input.outcome === 'skip'
-        ? 'debug'
-        : input.outcome === 'error'
-          ? 'warn'
-          : 'info';
+      input.phase === 'admin'
+        ? 'info'
+        : input.outcome === 'pass' || input.outcome === 'skip'
+          ? 'debug'
+          : input.outcome === 'error'
+            ? 'warn'
+            : 'info';
     if (this.logger.isLevelEnabled(level)) {
       this.logger[level](
         {
+          event: 'decision',
           decision: d.id,
+          trace_id: traceId || undefined,
           session: input.session.sessionId,
           phase: input.phase,
           check: input.check,
@@ -98,6 +118,7 @@ export class DecisionRecorder {
           sender: input.session.sender || undefined,
           recipient: input.recipient,
           reply: input.reply ? `${input.reply.code} ${input.reply.enhanced} ${input.reply.text}` : undefined,
+          reply_code: input.reply?.code,
           latency_ms: input.latencyMs,
           ...input.attributes,
         },
@@ -105,6 +126,27 @@ export class DecisionRecorder {
       );
     }
     return d;
+  }
+
+  /**
+   * An administrator's change (phase admin, outcome pass), with the operator's name and what changed in the
+   * attributes; `detail` is the reason's text with these values filled in.
+   */
+  admin(
+    reasonCode: string,
+    operator: string,
+    attributes: Record<string, string>,
+    detail: string,
+  ): events.Decision {
+    return this.record({
+      phase: 'admin',
+      check: 'admin',
+      outcome: 'pass',
+      reasonCode,
+      detail,
+      session: common.SessionContext.fromPartial({}),
+      attributes: { operator, ...attributes },
+    });
   }
 
   close(): Promise<void> {

@@ -1,6 +1,14 @@
 import { type JetStreamClient, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, headers, type NatsConnection, nanos } from '@nats-io/transport-node';
-import { type Context, context, type Meter, metrics, propagation } from '@opentelemetry/api';
+import {
+  type Context,
+  context,
+  type Meter,
+  metrics,
+  trace as otelTrace,
+  propagation,
+  SpanKind,
+} from '@opentelemetry/api';
 import { events } from '@smtpguard/contracts';
 import type { Logger } from '@smtpguard/logging';
 import { DECISION_SUBJECTS, decisionSubject } from './decision.js';
@@ -149,10 +157,28 @@ export class NatsDecisionPublisher implements DecisionPublisher {
   }
 
   publish(d: events.Decision, ctx: Context = context.active()): void {
+    const subject = decisionSubject(d);
+    // A PRODUCER span per decision, child of the check's (or session's) span; its context goes into the message
+    // headers, so a consumer's span joins the SMTP session's trace through it. It ends once the decision is in
+    // the outbox journal (from there it is sent in the background, retried until JetStream acknowledges it).
+    const span = otelTrace.getTracer('@smtpguard/decisions').startSpan(
+      `send ${subject}`,
+      {
+        kind: SpanKind.PRODUCER,
+        attributes: {
+          'messaging.system': 'nats',
+          'messaging.operation.type': 'send',
+          'messaging.operation.name': 'publish',
+          'messaging.destination.name': subject,
+          'messaging.message.id': d.id,
+        },
+      },
+      ctx,
+    );
     const trace: Record<string, string> = {};
-    propagation.inject(ctx, trace);
+    propagation.inject(otelTrace.setSpan(ctx, span), trace);
     const kept = this.opts.outbox.append({
-      subject: decisionSubject(d),
+      subject,
       data: events.Decision.encode(d).finish(),
       id: d.id,
       trace,
@@ -163,6 +189,8 @@ export class NatsDecisionPublisher implements DecisionPublisher {
         'decision outbox full; dropping decisions',
       );
     }
+    if (!kept) span.setAttribute('error.type', 'outbox_full');
+    span.end();
     if (!this.closed) this.drain();
   }
 
@@ -208,7 +236,8 @@ export class NatsDecisionPublisher implements DecisionPublisher {
 
   private async send(p: Pending): Promise<void> {
     const h = headers();
-    for (const [k, v] of Object.entries(p.trace)) h.set(k, v);
+    // An empty tracestate is not sent (W3C: omit the header when there is no vendor state).
+    for (const [k, v] of Object.entries(p.trace)) if (v) h.set(k, v);
     await this.js?.publish(p.subject, p.data, { msgID: p.id, headers: h });
   }
 

@@ -10,6 +10,7 @@ import {
   type ServiceError,
   status,
 } from '@grpc/grpc-js';
+import { smtpMetrics } from '@smtpguard/telemetry';
 
 /** A backend call that did not produce an answer (unreachable, deadline, server error). */
 export class BackendError extends Error {
@@ -22,6 +23,16 @@ export class BackendError extends Error {
     super(`${backend}.${method}: ${status[code] ?? code}: ${detail}`);
     this.name = 'BackendError';
   }
+}
+
+/**
+ * Records a call (rpc.client.call.duration): service and method from the method's path
+ * ("/smtpguard.greylist.v1.GreylistService/Check"), which grpc-js attaches to each client method and the gRPC
+ * instrumentation copies onto its wrapper (whose name is its own); status by name ("OK", "UNAVAILABLE").
+ */
+function rpcMetric(method: { path?: string; name: string }, err: ServiceError | null, started: number): void {
+  const [service = 'unknown', name = method.name] = (method.path ?? '').replace(/^\//, '').split('/');
+  smtpMetrics.rpcCall(service, name, err ? (status[err.code] ?? 'UNKNOWN') : 'OK', started);
 }
 
 type ClientCtor<C> = new (
@@ -102,9 +113,12 @@ export function unary<Req, Res>(
   method: UnaryMethod<Req, Res>,
   request: Req,
   deadlineMs: number,
+  metadata: Metadata = new Metadata(),
 ): Promise<Res> {
+  const started = performance.now();
   return new Promise((resolve, reject) => {
-    method.call(client, request, new Metadata(), { deadline: Date.now() + deadlineMs }, (err, res) => {
+    method.call(client, request, metadata, { deadline: Date.now() + deadlineMs }, (err, res) => {
+      rpcMetric(method, err, started);
       if (err) reject(new BackendError(backend, method.name || 'call', err.code, err.details || err.message));
       else resolve(res);
     });
@@ -129,8 +143,10 @@ export async function clientStream<Req, Res>(
   deadlineMs: number,
 ): Promise<Res> {
   let call!: ClientWritableStream<Req>;
+  const started = performance.now();
   const answer = new Promise<Res>((resolve, reject) => {
     call = method.call(client, new Metadata(), { deadline: Date.now() + deadlineMs }, (err, res) => {
+      rpcMetric(method, err, started);
       if (err) reject(new BackendError(backend, method.name || 'call', err.code, err.details || err.message));
       else resolve(res);
     });

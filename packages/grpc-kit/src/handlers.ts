@@ -23,9 +23,11 @@ function toServiceError(err: unknown): ServiceError {
 }
 
 /** Adapts an async function to a grpc-js unary handler; a thrown error becomes a gRPC status. */
-export function unaryHandler<Req, Res>(fn: (req: Req) => Promise<Res>): handleUnaryCall<Req, Res> {
+export function unaryHandler<Req, Res>(
+  fn: (req: Req, metadata: Metadata) => Promise<Res>,
+): handleUnaryCall<Req, Res> {
   return (call, callback) => {
-    fn(call.request).then(
+    fn(call.request, call.metadata).then(
       (res) => callback(null, res),
       (err) => callback(toServiceError(err)),
     );
@@ -53,4 +55,21 @@ export function clientStreamHandler<Req, Res>(
       (err) => callback(toServiceError(err)),
     );
   };
+}
+
+/** gRPC metadata key carrying the administrator's name on admin calls (`smtpguard --operator`). */
+export const OPERATOR_METADATA = 'smtpguard-operator';
+
+/** The operator named in a call's metadata; "unknown" when the client sent none. */
+export function operatorOf(metadata: Metadata): string {
+  const v = metadata.get(OPERATOR_METADATA)[0];
+  const name = typeof v === 'string' ? v.trim().slice(0, 64) : '';
+  return name || 'unknown';
+}
+
+/** Metadata naming the operator, for the admin calls of `smtpguard`. */
+export function operatorMetadata(operator: string): Metadata {
+  const m = new Metadata();
+  m.set(OPERATOR_METADATA, operator);
+  return m;
 }

@@ -1,4 +1,13 @@
 export { BackendError, clientStream, createClient, unary } from './client.js';
-export { clientStreamHandler, GrpcStatusError, notImplemented, unaryHandler } from './handlers.js';
+export {
+  clientStreamHandler,
+  GrpcStatusError,
+  notImplemented,
+  OPERATOR_METADATA,
+  operatorMetadata,
+  operatorOf,
+  unaryHandler,
+} from './handlers.js';
+export { healthCheck } from './health-client.js';
 export { onShutdownSignal, runMain } from './lifecycle.js';
 export { type RunningGrpcServer, type ServiceBinding, startGrpcServer } from './server.js';

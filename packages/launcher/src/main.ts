@@ -1,13 +1,19 @@
 // `pnpm start`: the whole system on one machine, with the embedded defaults of the given config file.
 import { configPathFromArgs, loadConfig } from '@smtpguard/config';
-import { startSystem } from './system.js';
+import { prometheusEnv, SERVICES, startSystem } from './system.js';
+
+// Where `pnpm start` serves each service's metrics, unless OTEL_METRICS_EXPORTER says otherwise.
+const PROMETHEUS_HOST = '127.0.0.1';
+const PROMETHEUS_FIRST_PORT = 9464;
 
 async function main(): Promise<void> {
   const path = configPathFromArgs();
   const loaded = await loadConfig(path); // fail here, once, with the key and the problem
   const c = loaded.config;
+  const scrape = !process.env.OTEL_METRICS_EXPORTER;
   const system = await startSystem({
     configPath: loaded.file,
+    serviceEnv: scrape ? prometheusEnv(PROMETHEUS_HOST, PROMETHEUS_FIRST_PORT) : undefined,
     onLog: (_line, raw) => process.stdout.write(`${raw}\n`),
   });
   const l = c.edge.listeners;
@@ -22,6 +28,9 @@ async function main(): Promise<void> {
     `  auth / reputation / greylist gRPC  ${c.auth.listen}  ${c.reputation.listen}  ${c.greylist.listen}`,
     `  accepted mail              ${hop.type === 'spool' ? `${loaded.statePath(hop.dir)}/new` : `${hop.type}://${hop.host}:${hop.port}`}`,
     `  decisions                  ${c.nats.url ? `NATS ${c.nats.url} stream ${c.nats.decisionStream}` : loaded.statePath(c.decisions.file)}`,
+    scrape
+      ? `  metrics (Prometheus)       ${SERVICES.map((s, i) => `${s} http://${PROMETHEUS_HOST}:${PROMETHEUS_FIRST_PORT + i}/metrics`).join('  ')}`
+      : '',
     `  config                     ${loaded.file}`,
     '',
   ].filter((x) => x !== '');

@@ -17,6 +17,8 @@ export interface SystemOptions {
   services?: readonly ServiceName[];
   /** Extra environment for every service (e.g. OTEL_EXPORTER_OTLP_ENDPOINT). */
   env?: Record<string, string>;
+  /** Environment for one service on top of env (e.g. its own OTEL_EXPORTER_PROMETHEUS_PORT). */
+  serviceEnv?: Partial<Record<ServiceName, Record<string, string>>>;
   /** Receives every log line of every service (JSON-parsed when possible). */
   onLog?: (line: LogLine, raw: string) => void;
   /** Time a service gets to log that it started. */
@@ -52,7 +54,12 @@ export function startService(
     process.execPath,
     ['--import', telemetryPreload, serviceMain(name), '--config', opts.configPath],
     {
-      env: { ...process.env, OTEL_SERVICE_NAME: `smtpguard-${name}`, ...opts.env },
+      env: {
+        ...process.env,
+        OTEL_SERVICE_NAME: `smtpguard-${name}`,
+        ...opts.env,
+        ...opts.serviceEnv?.[name],
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
@@ -95,6 +102,26 @@ async function stopService(s: RunningService, timeoutMs: number): Promise<void> 
   const timer = setTimeout(() => s.child.kill('SIGKILL'), timeoutMs);
   await s.exited;
   clearTimeout(timer);
+}
+
+/**
+ * Environment that gives each service a Prometheus scrape endpoint (the SDK's own OTEL_METRICS_EXPORTER and
+ * OTEL_EXPORTER_PROMETHEUS_* variables): http://host:port/metrics, ports from firstPort in the order of SERVICES.
+ */
+export function prometheusEnv(
+  host: string,
+  firstPort: number,
+  exporters = 'prometheus',
+): Record<ServiceName, Record<string, string>> {
+  const env = {} as Record<ServiceName, Record<string, string>>;
+  SERVICES.forEach((name, i) => {
+    env[name] = {
+      OTEL_METRICS_EXPORTER: exporters,
+      OTEL_EXPORTER_PROMETHEUS_HOST: host,
+      OTEL_EXPORTER_PROMETHEUS_PORT: String(firstPort + i),
+    };
+  });
+  return env;
 }
 
 /** Starts the services (backends first, then the edge) as child processes of this one. */

@@ -5,7 +5,8 @@ import { parse } from 'yaml';
 
 const catalog = new URL('../catalog/reasons.yaml', import.meta.url);
 const target = new URL('../src/codes.gen.ts', import.meta.url);
-const codes = Object.keys(parse(readFileSync(catalog, 'utf8')));
+// Keys starting with "_" are wording all replies share (_reference), not reasons.
+const codes = Object.keys(parse(readFileSync(catalog, 'utf8'))).filter((k) => !k.startsWith('_'));
 const text = `// Generated from catalog/reasons.yaml by \`pnpm reasons:gen\`; do not edit. \`pnpm reasons:check\` fails on drift.
 export const REASON_CODES = [
 ${codes.map((c) => `  '${c}',`).join('\n')}

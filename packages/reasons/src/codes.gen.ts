@@ -169,6 +169,11 @@ export const REASON_CODES = [
   'queue.nexthop_deferred',
   'queue.nexthop_rejected',
   'queue.spool_failed',
+  'admin.greylist_deleted',
+  'admin.greylist_whitelist_added',
+  'admin.greylist_whitelist_removed',
+  'admin.lockout_cleared',
+  'admin.quota_reset',
 ] as const;
 
 export type ReasonCode = (typeof REASON_CODES)[number];

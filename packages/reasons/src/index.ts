@@ -25,10 +25,20 @@ export type Vars = Record<string, string | number | undefined>;
 
 const catalogUrl = new URL('../catalog/reasons.yaml', import.meta.url);
 
+/** Wording every reply shares: the catalog's keys that start with "_". */
+interface Shared {
+  /** Appended to refusals when the session has a reference. */
+  _reference: string;
+}
+
+let shared: Shared = { _reference: '' };
+
 function load(): Map<string, Reason> {
   const raw = parse(readFileSync(catalogUrl, 'utf8')) as Record<string, Omit<Reason, 'code'>>;
   const map = new Map<string, Reason>();
+  shared = { _reference: String((raw as unknown as Shared)._reference ?? '') };
   for (const [code, entry] of Object.entries(raw)) {
+    if (code.startsWith('_')) continue;
     if (entry.reply) entry.reply = { ...entry.reply, enhanced: String(entry.reply.enhanced ?? '') };
     map.set(code, { code: code as ReasonCode, ...entry });
   }
@@ -88,7 +98,9 @@ export function replyFor(
   // Values from the client (or the next hop) end up in the reply: keep them on one line. An administrator's
   // own words (auth.localSenders.message, a DNS list's replyText) replace the catalog's text when given; their
   // {placeholders} are filled in the same way.
-  const text = oneLine(render(override?.text || r.reply.text, vars));
+  let text = oneLine(render(override?.text || r.reply.text, vars));
+  // Every refusal of a session ends with its reference, so the sender can quote it (`smtpguard why`).
+  if (r.reply.code >= 400 && vars.reference) text += oneLine(render(shared._reference, vars));
   const cls = Math.floor(r.reply.code / 100);
   const replyCode =
     override?.code && Math.floor(override.code / 100) === cls && override.code < 600
@@ -99,6 +111,19 @@ export function replyFor(
       ? override.enhanced
       : r.reply.enhanced;
   return { code: replyCode, enhanced, text };
+}
+
+/** The reference of a session (what refusals end with): the last 8 characters of its id. */
+export function referenceOf(sessionId: string): string {
+  return sessionId.slice(-8);
+}
+
+/** Finds the reference in a reply text as a sender quotes it ("... (ref 0k3v9q2m)"); undefined when none. */
+export function referenceIn(text: string): string | undefined {
+  const [before = '', after = ''] = shared._reference.split('{reference}');
+  const esc = (s: string) => s.trim().replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const m = new RegExp(`${esc(before)}\\s*([0-9a-z]{8})\\s*${esc(after)}`).exec(text);
+  return m?.[1];
 }
 
 /** The reply as sent on the wire, without CRLF: "550 5.7.1 Relaying denied ...". */

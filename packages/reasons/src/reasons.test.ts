@@ -1,6 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { allReasons, explain, formatReply, REASON_CODES, reason, replyFor } from './index.js';
+import {
+  allReasons,
+  explain,
+  formatReply,
+  REASON_CODES,
+  reason,
+  referenceIn,
+  referenceOf,
+  replyFor,
+} from './index.js';
 
 describe('reason catalog', () => {
   it('has well-formed replies: a reply code with a matching RFC 3463 class', () => {
@@ -58,5 +67,22 @@ describe('reason catalog', () => {
 
   it('refuses unknown codes', () => {
     assert.throws(() => reason('no.such.code'), /unknown reason code/);
+  });
+
+  it('ends every refusal of a session with its reference, and no other reply', () => {
+    const vars = { reference: referenceOf('0123456789abcdef'), recipient: 'x@remote.test' };
+    assert.equal(vars.reference, '89abcdef');
+    const refusal = replyFor('relay.denied', vars);
+    assert.match(refusal.text, / \(ref 89abcdef\)$/);
+    assert.equal(referenceIn(formatReply(refusal)), '89abcdef');
+    const hop = replyFor('queue.nexthop_rejected', { ...vars, hop_text: 'no' }, { code: 550, text: 'Mine' });
+    assert.equal(hop.text, 'Mine (ref 89abcdef)', "also with an administrator's or the next hop's words");
+    assert.doesNotMatch(replyFor('queue.accepted', { ...vars, message_id: 'X' }).text, /ref/);
+    assert.doesNotMatch(
+      replyFor('relay.denied', { recipient: 'x@remote.test' }).text,
+      /ref/,
+      'no session, no ref',
+    );
+    assert.equal(referenceIn('550 5.7.1 Relaying denied'), undefined);
   });
 });

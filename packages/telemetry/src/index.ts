@@ -9,6 +9,7 @@ import {
   trace,
 } from '@opentelemetry/api';
 
+export { smtpguardMeter, smtpMetrics } from './metrics.js';
 export { stopTelemetry } from './sdk.js';
 export { SpanKind };
 
@@ -63,7 +64,8 @@ export function injectTraceContext(
 ): void {
   const carrier: Record<string, string> = {};
   propagation.inject(ctx, carrier);
-  for (const [k, v] of Object.entries(carrier)) set(k, v);
+  // An empty tracestate is not sent (W3C: omit the header when there is no vendor state).
+  for (const [k, v] of Object.entries(carrier)) if (v) set(k, v);
 }
 
 /** Reads W3C trace context from headers (e.g. a NATS message) into a Context. */

@@ -8,7 +8,7 @@ import { startDovecotPolicy } from './transport/dovecot-policy.js';
 import { authServiceBinding } from './transport/grpc.js';
 import { subscribeLoginEvents } from './transport/login-events.js';
 
-runService('auth', async ({ config, logger }) => {
+runService('auth', async ({ config, logger, decisions }) => {
   const cfg = () => config.current.config;
   let directory: Directory = directoryFrom(cfg().auth);
   config.onChange((c) => {
@@ -54,7 +54,7 @@ runService('auth', async ({ config, logger }) => {
   return {
     grpc: {
       listen: (c) => c.auth.listen,
-      bindings: [authServiceBinding({ directory: () => directory, authenticator, state, logins })],
+      bindings: [authServiceBinding({ directory: () => directory, authenticator, state, logins, decisions })],
     },
     stop: async () => {
       await policy?.close();

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { ipv6Groups, plainIp } from '@smtpguard/networks';
+import { smtpMetrics } from '@smtpguard/telemetry';
 import type { CachingResolver } from './dns/resolver.js';
 import { isNoData } from './dns/resolver.js';
 import { type AnswerRules, classify } from './lists/answers.js';
@@ -47,8 +48,12 @@ export async function lookupLists<Z extends AnswerRules>(
   const out: ListResult<Z> = { hits: [], failedZones: [], disabledZones: [] };
   await Promise.all(
     zones.map(async (rules) => {
+      const started = performance.now();
+      const done = (outcome: 'listed' | 'not_listed' | 'error' | 'disabled') =>
+        smtpMetrics.dnsList(rules.zone, kind, outcome, started);
       if (!(await deps.health.ready(rules.zone, kind))) {
         out.disabledZones.push(rules.zone);
+        done('disabled');
         return;
       }
       const q = `${key}.${rules.zone}`;
@@ -56,14 +61,18 @@ export async function lookupLists<Z extends AnswerRules>(
       try {
         answers = await deps.resolver.resolve4(q);
       } catch (err) {
-        if (!isNoData(err)) out.failedZones.push(rules.zone);
+        const failed = !isNoData(err);
+        if (failed) out.failedZones.push(rules.zone);
+        done(failed ? 'error' : 'not_listed');
         return;
       }
       const c = classify(rules, answers);
       if (c.errors.length && !c.listed.length) {
         out.failedZones.push(rules.zone);
+        done('error');
         return;
       }
+      done(c.listed.length ? 'listed' : 'not_listed');
       if (!c.listed.length) return;
       const txt = await deps.resolver.resolveTxt(q).then(
         (r) => r.map((parts) => parts.join('')).join(' '),

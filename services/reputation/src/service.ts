@@ -1,5 +1,6 @@
 import type { ConfigHandle, LoadedConfig } from '@smtpguard/config';
 import type { Logger } from '@smtpguard/logging';
+import { smtpguardMeter } from '@smtpguard/telemetry';
 import { CachingResolver, type DnsStats } from './dns/resolver.js';
 import { validateRules } from './lists/answers.js';
 import { ListHealth, type ListKind, type ZoneHealth } from './lists/health.js';
@@ -21,6 +22,43 @@ export class Reputation {
     this.health = new ListHealth(() => this.resolver, logger);
     this.apply(config.current);
     config.onChange((c) => this.apply(c));
+    this.observe();
+  }
+
+  /** The DNS cache counters and the lists' health as metrics, read when they are collected. */
+  private observe(): void {
+    const m = smtpguardMeter();
+    const dns = (name: string, description: string, pick: (s: DnsStats) => number) =>
+      m
+        .createObservableCounter(name, { description, unit: '{question}' })
+        .addCallback((r) => r.observe(pick(this.resolver.stats())));
+    dns('smtpguard.dns.cache.hits', 'DNS questions answered from the cache', (s) => s.hits);
+    dns('smtpguard.dns.cache.misses', 'DNS questions not in the cache (asked)', (s) => s.misses);
+    dns(
+      'smtpguard.dns.cache.joined',
+      'DNS questions that waited for the same question under way',
+      (s) => s.joined,
+    );
+    dns('smtpguard.dns.queries', 'DNS queries sent to the resolvers (each try counts)', (s) => s.queries);
+    m.createObservableGauge('smtpguard.dns.cache.entries', {
+      description: 'Answers held in the DNS cache',
+      unit: '{entry}',
+    }).addCallback((r) => r.observe(this.resolver.stats().entries));
+    const zones = (name: string, description: string, pick: (z: ZoneHealth) => number, gauge = false) => {
+      const opts = gauge ? { description } : { description, unit: '{check}' };
+      const inst = gauge ? m.createObservableGauge(name, opts) : m.createObservableCounter(name, opts);
+      inst.addCallback((r) => {
+        for (const z of this.health.snapshot()) r.observe(pick(z), { zone: z.zone, kind: z.kind });
+      });
+    };
+    zones(
+      'smtpguard.dnsl.enabled',
+      'A DNS list passed its last RFC 5782 health check (1) or is disabled (0)',
+      (z) => (z.enabled ? 1 : 0),
+      true,
+    );
+    zones('smtpguard.dnsl.health_checks', 'RFC 5782 health checks run on a DNS list', (z) => z.checks);
+    zones('smtpguard.dnsl.health_check.failures', 'Health checks a DNS list failed', (z) => z.failures);
   }
 
   get rep() {

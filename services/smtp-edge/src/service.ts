@@ -4,6 +4,7 @@ import type { ServiceContext, ServiceParts } from '@smtpguard/service-runtime';
 import { Backends } from './backends.js';
 import { prepareBufferDir } from './data/message-buffer.js';
 import { createNextHop } from './delivery/create.js';
+import { measuredNextHop } from './delivery/measured.js';
 import { nextHopLoop } from './delivery/self-loop.js';
 import { PHASES } from './engine/phases.js';
 import { Runner } from './engine/runner.js';
@@ -26,7 +27,7 @@ export async function startEdge({ config, logger, decisions }: ServiceContext): 
   if (loop) throw new Error(loop);
   const backends = new Backends(cfg.edge.backends);
   let trusted = trustedList(cfg);
-  let nextHop = createNextHop(config.current);
+  let nextHop = measuredNextHop(createNextHop(config.current));
   const tracker = new ConnectionTracker();
   const deps = { backends, nextHop: () => nextHop, trusted: () => trusted, connections: tracker };
   const runner = new Runner(PHASES, deps, decisions, logger);
@@ -66,7 +67,7 @@ export async function startEdge({ config, logger, decisions }: ServiceContext): 
       return;
     }
     const previous = nextHop;
-    nextHop = createNextHop(c);
+    nextHop = measuredNextHop(createNextHop(c));
     // Transactions in flight keep their side at the previous next hop; its pool closes when they are done.
     setTimeout(() => void previous.close(), c.config.edge.shutdownGraceMs).unref();
   });

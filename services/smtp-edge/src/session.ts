@@ -1,6 +1,6 @@
 import type { Context, Span } from '@opentelemetry/api';
 import { type auth, common, type reputation } from '@smtpguard/contracts';
-import type { Vars } from '@smtpguard/reasons';
+import { referenceOf, type Vars } from '@smtpguard/reasons';
 import { type HopTransaction, newMessageId } from './delivery/next-hop.js';
 
 export type ListenerName = 'mx' | 'submission' | 'submissions';
@@ -162,6 +162,7 @@ export function sessionContext(s: Session): common.SessionContext {
 export function sessionVars(s: Session): Vars {
   return {
     session_id: s.id,
+    reference: referenceOf(s.id),
     client_ip: s.clientIp,
     helo: s.helo,
     sender: s.tx?.sender,

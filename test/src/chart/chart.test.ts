@@ -670,25 +670,22 @@ describe('helm template, default values (external NATS)', () => {
     for (const s of SERVICES) assert.equal(envOf(r.container(s), 'OTEL_EXPORTER_OTLP_ENDPOINT'), undefined);
   });
 
-  it('ships the Grafana dashboard as a labelled ConfigMap, and no ServiceMonitor by default', () => {
+  // Whether each query names metrics and labels that exist is checked against a real scrape in
+  // test/src/e2e/metrics.test.ts; here: the dashboards are in the ConfigMap, valid JSON, with panels.
+  it('ships the Grafana dashboards as a labelled ConfigMap, and no ServiceMonitor by default', () => {
     const dashboards = r.all('ConfigMap').filter((c) => c.metadata.labels?.grafana_dashboard === '1');
     assert.equal(dashboards.length, 1);
     const files = Object.entries((dashboards[0] as K8s).data ?? {});
-    assert.ok(files.length >= 1);
+    assert.deepEqual(files.map(([file]) => file).sort(), [
+      'smtpguard-backends.json',
+      'smtpguard-dns-lists.json',
+      'smtpguard-overview.json',
+      'smtpguard-policy.json',
+    ]);
     for (const [file, json] of files) {
-      assert.match(file, /\.json$/);
       const dash = JSON.parse(json) as { uid: string; panels: Array<{ targets?: Array<{ expr: string }> }> };
       const exprs = dash.panels.flatMap((p) => p.targets ?? []).map((t) => t.expr);
-      for (const metric of [
-        'smtpguard_smtp_replies_total',
-        'smtpguard_decisions_total',
-        'smtpguard_check_duration',
-      ]) {
-        assert.ok(
-          exprs.some((e) => e.includes(metric)),
-          `${file}: a panel queries ${metric}`,
-        );
-      }
+      assert.ok(exprs.length >= 4, `${file}: panels with queries`);
     }
     assert.equal(r.all('ServiceMonitor').length, 0);
   });

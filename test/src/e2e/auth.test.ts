@@ -14,6 +14,7 @@ import { parse, stringify } from 'yaml';
 import { type FileDecision, findDecision } from '../harness/decision-file.js';
 import { type DnsServer, startDnsServer } from '../harness/dns-server.js';
 import { RawSmtp } from '../harness/raw-smtp.js';
+import { unref, withoutRef } from '../harness/reference.js';
 import { ALICE, startTestSystem, type TestSystem } from '../harness/system.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -111,7 +112,12 @@ async function decision(ip: string, reason: string, reply?: string): Promise<Fil
     (x) => x.reasonCode === reason && x.session?.clientIp === ip,
     `${reason} for ${ip}`,
   );
-  if (reply) assert.equal(`${d.reply?.code} ${d.reply?.enhancedCode} ${d.reply?.text}`, reply, reason);
+  if (reply)
+    assert.equal(
+      unref(`${d.reply?.code} ${d.reply?.enhancedCode} ${d.reply?.text}`),
+      withoutRef(reply),
+      reason,
+    );
   return d;
 }
 
@@ -130,7 +136,7 @@ describe('a local sender must be authorized (GMS alert 8013)', () => {
     const c = await session(ip);
     const reply = await c.cmd('MAIL FROM:<alice@example.test>');
     assert.equal(
-      reply,
+      unref(reply),
       '550 5.7.1 Sender <alice@example.test> is in a local domain: authenticate before sending as it',
     );
     const d = await decision(ip, 'mail.local_sender_unauthorized', reply);
@@ -151,7 +157,7 @@ describe('a local sender must be authorized (GMS alert 8013)', () => {
   it('refuses temporarily with the domain’s own words, and lets the domain’s allowed IP send', async () => {
     const c = await session('127.0.7.2');
     const reply = await c.cmd('MAIL FROM:<sales@temp.test>');
-    assert.equal(reply, '451 4.7.1 Sending as temp.test needs your password: use port 587');
+    assert.equal(unref(reply), '451 4.7.1 Sending as temp.test needs your password: use port 587');
     const d = await decision('127.0.7.2', 'mail.local_sender_unauthorized_temp', reply);
     assert.equal(d.outcome, 'OUTCOME_DEFER');
     await c.quit();
@@ -170,7 +176,7 @@ describe('a local sender must be authorized (GMS alert 8013)', () => {
       const c = await session(ip);
       assert.match(await c.cmd('MAIL FROM:<alice@example.test>'), /^250 /);
       assert.equal(
-        await c.cmd('RCPT TO:<friend@remote.example>'),
+        unref(await c.cmd('RCPT TO:<friend@remote.example>')),
         '250 2.1.5 Recipient <friend@remote.example> OK',
       );
       assert.equal((await decision(ip, 'relay.granted.trusted_ip')).detail?.includes(rule), true);
@@ -196,10 +202,10 @@ describe('senders', () => {
   it('an authenticated user may use only the addresses the directory gives them (551 5.7.1)', async () => {
     const ip = '127.0.7.4';
     const c = await session(ip);
-    assert.equal(await c.cmd(plain('bob@example.test', PASS)), '235 2.7.0 Authentication successful');
+    assert.equal(unref(await c.cmd(plain('bob@example.test', PASS))), '235 2.7.0 Authentication successful');
     const r1 = await c.cmd('MAIL FROM:<alice@example.test>');
     assert.equal(
-      r1,
+      unref(r1),
       '551 5.7.1 Sender address <alice@example.test> is not valid for your login bob@example.test, check your email program settings',
     );
     const d = await decision(ip, 'mail.sender_not_owned', r1);
@@ -211,7 +217,7 @@ describe('senders', () => {
     assert.match(await c.cmd('MAIL FROM:<bob@example.test>'), /^250 /);
     await c.quit();
     const a = await session('127.0.7.14');
-    assert.equal(await a.cmd(plain(ALICE.user, PASS)), '235 2.7.0 Authentication successful');
+    assert.equal(unref(await a.cmd(plain(ALICE.user, PASS))), '235 2.7.0 Authentication successful');
     assert.match(await a.cmd('MAIL FROM:<info@example.test>'), /^250 /, 'an alias that points to alice');
     await a.quit();
   });
@@ -221,7 +227,7 @@ describe('senders', () => {
     const c = await session(ip);
     const r1 = await c.cmd('MAIL FROM:<nobody@open.test>');
     assert.equal(
-      r1,
+      unref(r1),
       '551 5.7.1 User not local: <nobody@open.test> is not a valid sender here, authentication required for relaying',
     );
     const d = await decision(ip, 'relay.denied.sender_unknown', r1);
@@ -229,7 +235,7 @@ describe('senders', () => {
     assert.match(await c.cmd('MAIL FROM:<hal@open.test>'), /^551 5\.7\.1 User not local/);
     assert.match(await c.cmd('MAIL FROM:<ian@open.test>'), /^250 /);
     assert.equal(
-      await c.cmd('RCPT TO:<friend@remote.example>'),
+      unref(await c.cmd('RCPT TO:<friend@remote.example>')),
       '550 5.7.1 Relaying denied: <friend@remote.example> is not local and you are not authorized to relay',
       'ME-I0106 is off by default',
     );
@@ -243,11 +249,14 @@ describe('AUTH: lockout, prevent authentication, disabled domain, authzid', () =
     const c = await session(ip);
     for (let i = 0; i < 5; i++)
       assert.equal(
-        await c.cmd(plain('victim@example.test', `wrong-${i}`)),
+        unref(await c.cmd(plain('victim@example.test', `wrong-${i}`))),
         '535 5.7.8 Authentication failed: user name or password is incorrect',
       );
     const locked = await c.cmd(plain('victim@example.test', PASS));
-    assert.equal(locked, '504 5.7.1 Access to this user account has been denied by the mail administrator');
+    assert.equal(
+      unref(locked),
+      '504 5.7.1 Access to this user account has been denied by the mail administrator',
+    );
     const d = await decision(ip, 'auth.locked_out', locked);
     assert.match(
       d.detail ?? '',
@@ -265,7 +274,10 @@ describe('AUTH: lockout, prevent authentication, disabled domain, authzid', () =
     const cleared = cli('auth', 'lockouts', 'clear', 'victim@example.test', 'account');
     assert.equal(cleared.status, 0, cleared.stdout);
     const again = await session('127.0.7.16');
-    assert.equal(await again.cmd(plain('victim@example.test', PASS)), '235 2.7.0 Authentication successful');
+    assert.equal(
+      unref(await again.cmd(plain('victim@example.test', PASS))),
+      '235 2.7.0 Authentication successful',
+    );
     await again.quit();
   });
 
@@ -279,7 +291,7 @@ describe('AUTH: lockout, prevent authentication, disabled domain, authzid', () =
     }
     const c = await session(ip);
     const r = await c.cmd(plain(ALICE.user, PASS));
-    assert.equal(r, '504 5.7.1 Access to this user account has been denied by the mail administrator');
+    assert.equal(unref(r), '504 5.7.1 Access to this user account has been denied by the mail administrator');
     const d = await decision(ip, 'auth.client_locked_out', r);
     assert.match(
       d.detail ?? '',
@@ -288,7 +300,7 @@ describe('AUTH: lockout, prevent authentication, disabled domain, authzid', () =
     await c.quit();
     assert.equal(cli('auth', 'lockouts', 'clear', ip).status, 0);
     const after = await session(ip);
-    assert.equal(await after.cmd(plain(ALICE.user, PASS)), '235 2.7.0 Authentication successful');
+    assert.equal(unref(await after.cmd(plain(ALICE.user, PASS))), '235 2.7.0 Authentication successful');
     await after.quit();
   });
 
@@ -296,17 +308,20 @@ describe('AUTH: lockout, prevent authentication, disabled domain, authzid', () =
     const ip = '127.0.7.8';
     const c = await session(ip);
     const denied = await c.cmd(plain('dave@example.test', PASS));
-    assert.equal(denied, '504 5.7.1 Access to this user account has been denied by the mail administrator');
+    assert.equal(
+      unref(denied),
+      '504 5.7.1 Access to this user account has been denied by the mail administrator',
+    );
     await decision(ip, 'auth.denied', denied);
     const off = await c.cmd(plain('gina@off.test', PASS));
-    assert.equal(off, '504 5.7.1 User account has been disabled by the mail administrator');
+    assert.equal(unref(off), '504 5.7.1 User account has been disabled by the mail administrator');
     await decision(ip, 'auth.domain_disabled', off);
     const authz = await c.cmd(plain('bob@example.test', PASS, ALICE.user));
-    assert.equal(authz, '535 5.7.8 Authentication failed: acting as another user is not permitted');
+    assert.equal(unref(authz), '535 5.7.8 Authentication failed: acting as another user is not permitted');
     const d = await decision(ip, 'auth.authzid_refused', authz);
     assert.match(d.detail ?? '', /authenticated as bob@example\.test asking to act as alice@example\.test/);
     assert.equal(
-      await c.cmd(plain('bob@example.test', PASS, 'bob@example.test')),
+      unref(await c.cmd(plain('bob@example.test', PASS, 'bob@example.test'))),
       '235 2.7.0 Authentication successful',
     );
     await c.quit();
@@ -317,23 +332,26 @@ describe('sending limits and local-only sending', () => {
   it('answers 451 4.7.1 past the hourly recipients and messages; the CLI shows and resets the counters', async () => {
     const ip = '127.0.7.9';
     const c = await session(ip);
-    assert.equal(await c.cmd(plain('frank@example.test', PASS)), '235 2.7.0 Authentication successful');
+    assert.equal(
+      unref(await c.cmd(plain('frank@example.test', PASS))),
+      '235 2.7.0 Authentication successful',
+    );
     assert.match(await c.cmd('MAIL FROM:<frank@example.test>'), /^250 /);
     for (const to of ['a1@remote.example', 'a2@remote.example', 'a3@remote.example'])
       assert.match(await c.cmd(`RCPT TO:<${to}>`), /^250 /);
     const r = await c.cmd('RCPT TO:<a4@remote.example>');
     assert.equal(
-      r,
+      unref(r),
       '451 4.7.1 This mail account has sent to too many recipients in a short amount of time, please try later',
     );
     const dr = await decision(ip, 'quota.recipients_exceeded', r);
     assert.match(dr.detail ?? '', /frank@example\.test has sent to 3 recipients this hour \(limit 3\)/);
-    assert.equal(await c.cmd('RSET'), '250 2.0.0 Reset OK');
+    assert.equal(unref(await c.cmd('RSET')), '250 2.0.0 Reset OK');
     assert.match(await c.cmd('MAIL FROM:<frank@example.test>'), /^250 /);
-    assert.equal(await c.cmd('RSET'), '250 2.0.0 Reset OK');
+    assert.equal(unref(await c.cmd('RSET')), '250 2.0.0 Reset OK');
     const m = await c.cmd('MAIL FROM:<frank@example.test>');
     assert.equal(
-      m,
+      unref(m),
       '451 4.7.1 This mail account has sent too many messages in a short amount of time, please try later',
     );
     const dm = await decision(ip, 'quota.messages_exceeded', m);
@@ -351,10 +369,10 @@ describe('sending limits and local-only sending', () => {
   it('a local-only mailbox gets 452 for remote recipients and may send locally', async () => {
     const ip = '127.0.7.10';
     const c = await session(ip);
-    assert.equal(await c.cmd(plain('eve@example.test', PASS)), '235 2.7.0 Authentication successful');
+    assert.equal(unref(await c.cmd(plain('eve@example.test', PASS))), '235 2.7.0 Authentication successful');
     assert.match(await c.cmd('MAIL FROM:<eve@example.test>'), /^250 /);
     const r = await c.cmd('RCPT TO:<friend@remote.example>');
-    assert.equal(r, '452 4.7.1 You are not permitted to send to remote domains');
+    assert.equal(unref(r), '452 4.7.1 You are not permitted to send to remote domains');
     const d = await decision(ip, 'rcpt.local_only', r);
     assert.match(
       d.detail ?? '',
@@ -389,17 +407,20 @@ describe('the directory', () => {
       ],
     ];
     for (const [to, reason, reply] of cases) {
-      assert.equal(await c.cmd(`RCPT TO:<${to}>`), reply);
+      assert.equal(unref(await c.cmd(`RCPT TO:<${to}>`)), reply);
       const d = await decision(ip, reason, reply);
       assert.equal(d.recipient, to);
     }
     for (const to of ['team@example.test', 'info@example.test', 'known@backup.test'])
       assert.match(await c.cmd(`RCPT TO:<${to}>`), /^250 /, to);
     await decision(ip, 'rcpt.route');
-    assert.equal(await c.cmd('RSET'), '250 2.0.0 Reset OK');
+    assert.equal(unref(await c.cmd('RSET')), '250 2.0.0 Reset OK');
     assert.match(await c.cmd('MAIL FROM:<x@mail.spam.test>'), /^250 /);
     const blocked = await c.cmd('RCPT TO:<alice@example.test>');
-    assert.equal(blocked, '550 5.7.1 The domain you are sending from is not permitted to access this server');
+    assert.equal(
+      unref(blocked),
+      '550 5.7.1 The domain you are sending from is not permitted to access this server',
+    );
     const d = await decision(ip, 'rcpt.sender_blocked', blocked);
     assert.match(d.detail ?? '', /<x@mail\.spam\.test> may not send to <alice@example\.test>/);
     await c.quit();

@@ -9,6 +9,7 @@ import { type CaptureServer, startCaptureServer } from '@smtpguard/testing';
 import { findDecision } from '../harness/decision-file.js';
 import { type DnsServer, startDnsServer } from '../harness/dns-server.js';
 import { RawSmtp } from '../harness/raw-smtp.js';
+import { unref } from '../harness/reference.js';
 import { startTestSystem, type TestSystem } from '../harness/system.js';
 
 let dns: DnsServer;
@@ -111,7 +112,10 @@ describe('connection control', () => {
     const early = await RawSmtp.connect(sys.mxPort, '127.0.1.1');
     early.write('EHLO spambot.example\r\n');
     const reply = await early.read();
-    assert.equal(reply, '554 5.5.1 Protocol error: you talked before the greeting; closing connection');
+    assert.equal(
+      unref(reply),
+      '554 5.5.1 Protocol error: you talked before the greeting; closing connection',
+    );
     await early.closed;
     const d = await findDecision(
       sys.dir,
@@ -137,7 +141,7 @@ describe('connection control', () => {
     const held = await Promise.all(Array.from({ length: 5 }, () => RawSmtp.open(sys.mxPort, '127.0.1.3')));
     for (const h of held) assert.equal(h.greeting, GREETING);
     const sixth = await firstLine(sys.mxPort, '127.0.1.3');
-    assert.equal(sixth.line, '421 4.7.0 Too many connections from 127.0.1.3, please try again later');
+    assert.equal(unref(sixth.line), '421 4.7.0 Too many connections from 127.0.1.3, please try again later');
     const other = await RawSmtp.open(sys.mxPort, '127.0.1.4');
     assert.equal(other.greeting, GREETING, 'another client is not affected');
     await other.c.quit();
@@ -163,7 +167,7 @@ describe('connection control', () => {
     }
     const eleventh = await firstLine(sys.submissionPort, '127.0.1.5');
     assert.equal(
-      eleventh.line,
+      unref(eleventh.line),
       '421 4.7.0 Too many connections from 127.0.1.5 in the last minute, please slow down',
     );
     await findDecision(
@@ -180,7 +184,7 @@ describe('connection control', () => {
     );
     assert.equal(held.filter((h) => h.line === GREETING).length, 60);
     const refused = await firstLine(sys.mxPort, '127.0.2.61');
-    assert.equal(refused.line, '421 4.7.0 mx.example.test is too busy, please try again later');
+    assert.equal(unref(refused.line), '421 4.7.0 mx.example.test is too busy, please try again later');
     for (const h of held) h.close();
     await settle();
     await findDecision(
@@ -204,7 +208,7 @@ describe('connection control', () => {
     const seconds = (Date.now() - started) / 1000;
     const greeted = all.filter((a) => a.line === GREETING).length;
     const refused = all.filter(
-      (a) => a.line === '421 4.7.0 Too many connections from 127.0.1.20, please try again later',
+      (a) => unref(a.line) === '421 4.7.0 Too many connections from 127.0.1.20, please try again later',
     );
     for (const a of all) a.close();
     const peakRss = await peak.stop();
@@ -266,7 +270,7 @@ describe('connection control', () => {
       const replies = await Promise.all(slow.map((c) => c.read(4000)));
       assert.ok(
         replies.every(
-          (r) => r === '421 4.4.2 Timeout: command not completed within 2 seconds; closing connection',
+          (r) => unref(r) === '421 4.4.2 Timeout: command not completed within 2 seconds; closing connection',
         ),
         [...new Set(replies)].join(' | '),
       );
@@ -282,11 +286,11 @@ describe('connection control', () => {
     assert.match(await c.cmd('EHLO slow.example'), /^250-/);
     assert.match(await c.cmd('MAIL FROM:<slow@sender.example>'), /^250 /);
     assert.match(await c.cmd('RCPT TO:<alice@example.test>'), /^250 /);
-    assert.equal(await c.cmd('DATA'), '354 End data with <CR><LF>.<CR><LF>');
+    assert.equal(unref(await c.cmd('DATA')), '354 End data with <CR><LF>.<CR><LF>');
     const drip = setInterval(() => c.isOpen && c.write(`${'x'.repeat(98)}\r\n`), 200);
     try {
       assert.equal(
-        await c.read(5000),
+        unref(await c.read(5000)),
         '421 4.4.2 Message transfer too slow (at least 2000 bytes per second required); closing connection',
       );
     } finally {
@@ -303,7 +307,7 @@ describe('connection control', () => {
       assert.match(await c.cmd('EHLO big.example'), /^250-/);
       assert.match(await c.cmd(`MAIL FROM:<big${mib}@sender.example>`), /^250 /);
       assert.match(await c.cmd('RCPT TO:<alice@example.test>'), /^250 /);
-      assert.equal(await c.cmd('DATA'), '354 End data with <CR><LF>.<CR><LF>');
+      assert.equal(unref(await c.cmd('DATA')), '354 End data with <CR><LF>.<CR><LF>');
       const before = await edgeRss();
       const peak = samplePeak();
       const chunk = `${'0123456789'.repeat(9)}abcdefg\r\n`.repeat(10_000); // 990,000 octets

@@ -11,6 +11,7 @@ import { freePort, waitFor } from '@smtpguard/testing';
 import { service as healthService } from 'grpc-health-check';
 import { type DnsServer, startDnsServer } from '../harness/dns-server.js';
 import { RawSmtp } from '../harness/raw-smtp.js';
+import { unref } from '../harness/reference.js';
 import { smtpSend } from '../harness/smtp-client.js';
 import { ALICE, buildConfig, writeConfig } from '../harness/system.js';
 
@@ -118,7 +119,8 @@ describe('lifecycle', () => {
 
     const t0 = Date.now();
     edge.child.kill('SIGTERM');
-    const shutdown = /^421 4\.3\.2 mx\.example\.test is shutting down, please try again later$/;
+    const shutdown =
+      /^421 4\.3\.2 mx\.example\.test is shutting down, please try again later \(ref [0-9a-v]{8}\)$/;
     assert.match(await idle.read(1000), shutdown, 'a session between transactions is told at once');
     await idle.closed;
     // The listener no longer accepts connections.
@@ -134,7 +136,7 @@ describe('lifecycle', () => {
       return refused || undefined;
     });
     // A transaction under way finishes: its message is accepted (and kept), then the session is closed.
-    assert.equal(await finishing.cmd('DATA'), '354 End data with <CR><LF>.<CR><LF>');
+    assert.equal(unref(await finishing.cmd('DATA')), '354 End data with <CR><LF>.<CR><LF>');
     finishing.write('Subject: during-shutdown\r\n\r\nstill accepted\r\n.\r\n');
     const accepted = await finishing.read();
     assert.match(accepted, /^250 2\.0\.0 Ok: queued as ([0-9A-F]{20})$/);

@@ -9,6 +9,7 @@ import { parse, stringify } from 'yaml';
 import { type FileDecision, findDecision, readDecisions } from '../harness/decision-file.js';
 import { type DnsServer, startDnsServer } from '../harness/dns-server.js';
 import { RawSmtp } from '../harness/raw-smtp.js';
+import { unref, withoutRef } from '../harness/reference.js';
 import { ALICE, startTestSystem, type TestSystem } from '../harness/system.js';
 
 let dns: DnsServer;
@@ -70,7 +71,7 @@ async function refusal(ip: string, reason: string, reply: string): Promise<FileD
   const [code, enhanced] = reply.split(' ');
   assert.equal(d.reply?.code, Number(code), `${reason}: reply code`);
   assert.equal(d.reply?.enhancedCode, enhanced, `${reason}: enhanced code`);
-  assert.equal(`${d.reply?.code} ${d.reply?.enhancedCode} ${d.reply?.text}`, reply);
+  assert.equal(unref(`${d.reply?.code} ${d.reply?.enhancedCode} ${d.reply?.text}`), withoutRef(reply));
   return d;
 }
 
@@ -89,10 +90,10 @@ describe('replies owned by the edge', () => {
       '250-STARTTLS',
       '250 SIZE 300000',
     ]);
-    assert.equal(await c.cmd('NOOP'), '250 2.0.0 OK');
-    assert.equal(await c.cmd('RSET'), '250 2.0.0 Reset OK');
+    assert.equal(unref(await c.cmd('NOOP')), '250 2.0.0 OK');
+    assert.equal(unref(await c.cmd('RSET')), '250 2.0.0 Reset OK');
     assert.match(await c.cmd('HELP'), /^214 2\.0\.0 smtpguard speaks SMTP \(RFC 5321\); commands: HELO EHLO/);
-    assert.equal(await c.cmd('QUIT'), '221 2.0.0 mx.example.test closing connection');
+    assert.equal(unref(await c.cmd('QUIT')), '221 2.0.0 mx.example.test closing connection');
     await c.closed;
   });
 
@@ -100,36 +101,36 @@ describe('replies owned by the edge', () => {
     const ip = '127.0.0.21';
     const { c } = await RawSmtp.open(sys.mxPort, ip);
     const invalid = '501 5.5.2 EHLO requires a valid domain name or address literal';
-    assert.equal(await c.cmd('EHLO !!bad..domain'), invalid);
-    assert.equal(await c.cmd('EHLO'), invalid);
+    assert.equal(unref(await c.cmd('EHLO !!bad..domain')), invalid);
+    assert.equal(unref(await c.cmd('EHLO')), invalid);
     assert.equal(
-      await c.cmd('HELO two words'),
+      unref(await c.cmd('HELO two words')),
       '501 5.5.2 HELO requires a valid domain name or address literal',
     );
     const d = await refusal(ip, 'helo.invalid', invalid);
     assert.equal(d.phase, 'PHASE_HELO');
     assert.match(d.detail ?? '', /sent EHLO "!!bad\.\.domain"/);
     const mismatch = '550 5.7.1 The address literal in EHLO does not match your address 127.0.0.21';
-    assert.equal(await c.cmd('EHLO [192.0.2.1]'), mismatch);
+    assert.equal(unref(await c.cmd('EHLO [192.0.2.1]')), mismatch);
     await refusal(ip, 'helo.literal_mismatch', mismatch);
     // Accepted: its own literal, a bare IPv4 address, a Windows host name with an underscore.
     assert.match(await c.cmd('EHLO [127.0.0.21]'), /^250-mx\.example\.test Hello \[127\.0\.0\.21\]/);
     assert.match(await c.cmd('EHLO 127.0.0.21'), /^250-/);
-    assert.equal(await c.cmd('HELO my_pc'), '250 mx.example.test Hello my_pc [127.0.0.21]');
+    assert.equal(unref(await c.cmd('HELO my_pc')), '250 mx.example.test Hello my_pc [127.0.0.21]');
     await c.quit();
   });
 
   it('answers VRFY, EXPN, TURN, ETRN as disallowed, unimplemented SMTP commands 502, anything else 500', async () => {
     const ip = '127.0.0.22';
     const c = await session(ip);
-    assert.equal(await c.cmd('VRFY alice'), '502 5.5.1 VRFY disallowed');
-    assert.equal(await c.cmd('EXPN staff'), '502 5.5.1 EXPN disallowed');
-    assert.equal(await c.cmd('TURN'), '502 5.5.1 TURN disallowed');
-    assert.equal(await c.cmd('ETRN example.test'), '502 5.5.1 ETRN disallowed');
-    assert.equal(await c.cmd('SEND FROM:<x@y.z>'), '502 5.5.1 SEND: command not implemented');
-    assert.equal(await c.cmd('XCLIENT ADDR=1.2.3.4'), '502 5.5.1 XCLIENT: command not implemented');
-    assert.equal(await c.cmd('WIZ secret'), '500 5.5.2 Syntax error, command unrecognized');
-    assert.equal(await c.cmd('FOO bar'), '500 5.5.2 Syntax error, command unrecognized');
+    assert.equal(unref(await c.cmd('VRFY alice')), '502 5.5.1 VRFY disallowed');
+    assert.equal(unref(await c.cmd('EXPN staff')), '502 5.5.1 EXPN disallowed');
+    assert.equal(unref(await c.cmd('TURN')), '502 5.5.1 TURN disallowed');
+    assert.equal(unref(await c.cmd('ETRN example.test')), '502 5.5.1 ETRN disallowed');
+    assert.equal(unref(await c.cmd('SEND FROM:<x@y.z>')), '502 5.5.1 SEND: command not implemented');
+    assert.equal(unref(await c.cmd('XCLIENT ADDR=1.2.3.4')), '502 5.5.1 XCLIENT: command not implemented');
+    assert.equal(unref(await c.cmd('WIZ secret')), '500 5.5.2 Syntax error, command unrecognized');
+    assert.equal(unref(await c.cmd('FOO bar')), '500 5.5.2 Syntax error, command unrecognized');
     await refusal(ip, 'protocol.command_disallowed', '502 5.5.1 VRFY disallowed');
     await refusal(ip, 'protocol.not_implemented', '502 5.5.1 SEND: command not implemented');
     const unknown = await refusal(
@@ -144,13 +145,19 @@ describe('replies owned by the edge', () => {
   it('answers commands out of sequence with 503 5.5.1', async () => {
     const ip = '127.0.0.23';
     const { c } = await RawSmtp.open(sys.mxPort, ip);
-    assert.equal(await c.cmd('MAIL FROM:<a@sender.example>'), '503 5.5.1 Send HELO/EHLO first');
+    assert.equal(unref(await c.cmd('MAIL FROM:<a@sender.example>')), '503 5.5.1 Send HELO/EHLO first');
     assert.match(await c.cmd('EHLO client.example'), /^250-/);
-    assert.equal(await c.cmd('RCPT TO:<alice@example.test>'), '503 5.5.1 Need MAIL FROM before RCPT TO');
-    assert.equal(await c.cmd('DATA'), '503 5.5.1 Need RCPT TO before DATA');
-    assert.equal(await c.cmd('MAIL FROM:<a@sender.example>'), '250 2.1.0 Sender <a@sender.example> OK');
     assert.equal(
-      await c.cmd('MAIL FROM:<a@sender.example>'),
+      unref(await c.cmd('RCPT TO:<alice@example.test>')),
+      '503 5.5.1 Need MAIL FROM before RCPT TO',
+    );
+    assert.equal(unref(await c.cmd('DATA')), '503 5.5.1 Need RCPT TO before DATA');
+    assert.equal(
+      unref(await c.cmd('MAIL FROM:<a@sender.example>')),
+      '250 2.1.0 Sender <a@sender.example> OK',
+    );
+    assert.equal(
+      unref(await c.cmd('MAIL FROM:<a@sender.example>')),
       '503 5.5.1 Nested MAIL command: send RSET to start over',
     );
     await refusal(ip, 'protocol.helo_required', '503 5.5.1 Send HELO/EHLO first');
@@ -164,29 +171,32 @@ describe('replies owned by the edge', () => {
     const ip = '127.0.0.24';
     const c = await session(ip);
     assert.equal(
-      await c.cmd('MAIL FROM:<a@sender.example> BOGUS=1'),
+      unref(await c.cmd('MAIL FROM:<a@sender.example> BOGUS=1')),
       '555 5.5.4 MAIL FROM parameter BOGUS is not supported',
     );
     assert.equal(
-      await c.cmd('MAIL FROM:<a@sender.example> RET=FULL'),
+      unref(await c.cmd('MAIL FROM:<a@sender.example> RET=FULL')),
       '555 5.5.4 MAIL FROM parameter RET is not supported',
     );
-    assert.equal(await c.cmd('MAIL FROM:<a@sender.example> BODY=FOO'), '501 5.5.4 Invalid BODY parameter');
     assert.equal(
-      await c.cmd('MAIL FROM:<a@sender.example> SIZE=999999999'),
+      unref(await c.cmd('MAIL FROM:<a@sender.example> BODY=FOO')),
+      '501 5.5.4 Invalid BODY parameter',
+    );
+    assert.equal(
+      unref(await c.cmd('MAIL FROM:<a@sender.example> SIZE=999999999')),
       '552 5.3.4 Message size exceeds fixed maximum message size (300000 bytes)',
     );
-    assert.equal(await c.cmd('MAIL FROM:<not an address>'), '501 5.1.7 Bad sender address syntax');
+    assert.equal(unref(await c.cmd('MAIL FROM:<not an address>')), '501 5.1.7 Bad sender address syntax');
     // SIZE, BODY, SMTPUTF8 and AUTH= are offered.
     assert.equal(
-      await c.cmd('MAIL FROM:<a@sender.example> SIZE=100 BODY=8BITMIME SMTPUTF8 AUTH=<>'),
+      unref(await c.cmd('MAIL FROM:<a@sender.example> SIZE=100 BODY=8BITMIME SMTPUTF8 AUTH=<>')),
       '250 2.1.0 Sender <a@sender.example> OK',
     );
     assert.equal(
-      await c.cmd('RCPT TO:<alice@example.test> NOTIFY=NEVER'),
+      unref(await c.cmd('RCPT TO:<alice@example.test> NOTIFY=NEVER')),
       '555 5.5.4 RCPT TO parameter NOTIFY is not supported',
     );
-    assert.equal(await c.cmd('RCPT TO:<@@>'), '501 5.1.3 Bad recipient address syntax');
+    assert.equal(unref(await c.cmd('RCPT TO:<@@>')), '501 5.1.3 Bad recipient address syntax');
     await refusal(ip, 'mail.unknown_parameter', '555 5.5.4 MAIL FROM parameter BOGUS is not supported');
     await refusal(ip, 'rcpt.unknown_parameter', '555 5.5.4 RCPT TO parameter NOTIFY is not supported');
     const size = await refusal(
@@ -204,11 +214,17 @@ describe('replies owned by the edge', () => {
   it('refuses a command line over 512 octets (500 5.5.2) and goes on; closes on a flood without line end (421)', async () => {
     const ip = '127.0.0.25';
     const c = await session(ip);
-    assert.equal(await c.cmd(`NOOP ${'x'.repeat(600)}`), '500 5.5.2 Line too long (at most 512 octets)');
-    assert.equal(await c.cmd('NOOP'), '250 2.0.0 OK');
+    assert.equal(
+      unref(await c.cmd(`NOOP ${'x'.repeat(600)}`)),
+      '500 5.5.2 Line too long (at most 512 octets)',
+    );
+    assert.equal(unref(await c.cmd('NOOP')), '250 2.0.0 OK');
     await refusal(ip, 'protocol.line_too_long', '500 5.5.2 Line too long (at most 512 octets)');
     c.write('X'.repeat(40_000));
-    assert.equal(await c.read(), '421 4.7.0 Excessive amount of data without a line end; closing connection');
+    assert.equal(
+      unref(await c.read()),
+      '421 4.7.0 Excessive amount of data without a line end; closing connection',
+    );
     await c.closed;
     await refusal(
       ip,
@@ -226,7 +242,7 @@ describe('replies owned by the edge', () => {
     assert.ok(replies.every((r) => r.startsWith('550 5.1.1 Unknown user')));
     c.write('RCPT TO:<user7@example.test>\r\n');
     assert.match(await c.read(), /^550 5\.1\.1 /);
-    assert.equal(await c.read(), '421 4.7.0 Too many errors in this session; closing connection');
+    assert.equal(unref(await c.read()), '421 4.7.0 Too many errors in this session; closing connection');
     await c.closed;
     const d = await refusal(
       ip,
@@ -239,7 +255,10 @@ describe('replies owned by the edge', () => {
   it('times out an idle session and a trickled command (421 4.4.2)', async () => {
     const idle = await session('127.0.0.27');
     const t0 = Date.now();
-    assert.equal(await idle.read(4000), '421 4.4.2 Timeout: no command for 2 seconds; closing connection');
+    assert.equal(
+      unref(await idle.read(4000)),
+      '421 4.4.2 Timeout: no command for 2 seconds; closing connection',
+    );
     assert.ok(Date.now() - t0 >= 1900);
     await idle.closed;
     await refusal(
@@ -254,7 +273,7 @@ describe('replies owned by the edge', () => {
     const drip = setInterval(() => slow.isOpen && slow.write('NOOP'[i++ % 4] as string), 200);
     try {
       assert.equal(
-        await slow.read(4000),
+        unref(await slow.read(4000)),
         '421 4.4.2 Timeout: command not completed within 2 seconds; closing connection',
       );
     } finally {
@@ -274,7 +293,7 @@ async function dataFor(ip: string, rcpts = ['alice@example.test']): Promise<RawS
   const c = await session(ip);
   assert.match(await c.cmd('MAIL FROM:<sender@sender.example>'), /^250 /);
   for (const r of rcpts) assert.match(await c.cmd(`RCPT TO:<${r}>`), /^250 /);
-  assert.equal(await c.cmd('DATA'), '354 End data with <CR><LF>.<CR><LF>');
+  assert.equal(unref(await c.cmd('DATA')), '354 End data with <CR><LF>.<CR><LF>');
   return c;
 }
 
@@ -293,7 +312,7 @@ describe('message data', () => {
       const reply = await c.read();
       assert.match(reply, /^554 5\.6\.0 Message refused: it contains /, reason);
       await refusal(ip, reason, reply);
-      assert.equal(await c.cmd('NOOP'), '250 2.0.0 OK', 'the session goes on');
+      assert.equal(unref(await c.cmd('NOOP')), '250 2.0.0 OK', 'the session goes on');
       await c.quit();
       assert.equal(delivered(reason), 0);
     }
@@ -306,7 +325,7 @@ describe('message data', () => {
       'Subject: smuggle-outer\r\n\r\nhello\n.\r\nMAIL FROM:<ceo@example.test>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\nSubject: smuggle-inner\r\n\r\nowned\r\n.\r\n',
     );
     assert.match(await c.read(), /^554 5\.6\.0 Message refused: it contains a bare LF/);
-    assert.equal(await c.cmd('NOOP'), '250 2.0.0 OK', 'nothing smuggled was taken as a command');
+    assert.equal(unref(await c.cmd('NOOP')), '250 2.0.0 OK', 'nothing smuggled was taken as a command');
     await c.quit();
     assert.equal(delivered('smuggle-'), 0);
   });
@@ -315,7 +334,7 @@ describe('message data', () => {
     const long = await dataFor('127.0.0.34');
     long.write(`Subject: long-line\r\n\r\n${'a'.repeat(1500)}\r\n.\r\n`);
     const r1 = await long.read();
-    assert.equal(r1, '500 5.5.2 Line too long: message lines may have at most 1000 octets');
+    assert.equal(unref(r1), '500 5.5.2 Line too long: message lines may have at most 1000 octets');
     await refusal('127.0.0.34', 'data.line_too_long', r1);
     await long.quit();
 
@@ -326,7 +345,7 @@ describe('message data', () => {
     );
     loop.write(`${received.join('')}Subject: hop-loop\r\n\r\nbody\r\n.\r\n`);
     const r2 = await loop.read();
-    assert.equal(r2, '554 5.4.6 Too many hops (101 Received headers): mail loop detected');
+    assert.equal(unref(r2), '554 5.4.6 Too many hops (101 Received headers): mail loop detected');
     await refusal('127.0.0.35', 'data.hop_count', r2);
     await loop.quit();
     assert.equal(delivered('long-line') + delivered('hop-loop'), 0);
@@ -338,7 +357,7 @@ describe('message data', () => {
     const line = `${'b'.repeat(998)}\r\n`;
     c.write(`Subject: too-big\r\n\r\n${line.repeat(400)}.\r\n`);
     const reply = await c.read();
-    assert.equal(reply, '552 5.3.4 Message size exceeds fixed maximum message size (300000 bytes)');
+    assert.equal(unref(reply), '552 5.3.4 Message size exceeds fixed maximum message size (300000 bytes)');
     const d = await refusal(ip, 'data.size_exceeded', reply);
     assert.equal(d.phase, 'PHASE_DATA');
     await c.quit();
@@ -350,7 +369,10 @@ describe('message data', () => {
     const c = await dataFor(ip);
     c.write('Subject: slow-data\r\n\r\nstarted but never finished\r\n');
     const reply = await c.read(6000);
-    assert.equal(reply, '421 4.4.2 Timeout: message not received within 4 seconds; closing connection');
+    assert.equal(
+      unref(reply),
+      '421 4.4.2 Timeout: message not received within 4 seconds; closing connection',
+    );
     await c.closed;
     await refusal(ip, 'data.timeout', reply);
     assert.equal(delivered('slow-data'), 0);
@@ -362,23 +384,23 @@ describe('the next hop as a before-queue proxy', () => {
     const ip = '127.0.0.40';
     const c = await session(ip);
     assert.equal(
-      await c.cmd(`AUTH PLAIN ${Buffer.from(`\0${ALICE.user}\0${ALICE.pass}`).toString('base64')}`),
+      unref(await c.cmd(`AUTH PLAIN ${Buffer.from(`\0${ALICE.user}\0${ALICE.pass}`).toString('base64')}`)),
       '235 2.7.0 Authentication successful',
     );
     assert.match(await c.cmd(`MAIL FROM:<${ALICE.user}>`), /^250 /);
     assert.equal(
-      await c.cmd('RCPT TO:<friend@remote.example>'),
+      unref(await c.cmd('RCPT TO:<friend@remote.example>')),
       '250 2.1.5 Recipient <friend@remote.example> OK',
     );
     assert.equal(
-      await c.cmd('RCPT TO:<gone@remote.example>'),
+      unref(await c.cmd('RCPT TO:<gone@remote.example>')),
       '550 5.1.1 <gone@remote.example>: User unknown here',
     );
     assert.equal(
-      await c.cmd('RCPT TO:<Friend@remote.example>'),
+      unref(await c.cmd('RCPT TO:<Friend@remote.example>')),
       '250 2.1.5 Recipient <Friend@remote.example> OK',
     );
-    assert.equal(await c.cmd('DATA'), '354 End data with <CR><LF>.<CR><LF>');
+    assert.equal(unref(await c.cmd('DATA')), '354 End data with <CR><LF>.<CR><LF>');
     c.write('Subject: proxy-partial\r\n\r\nfor the one the next hop takes\r\n.\r\n');
     assert.match(await c.read(), /^250 2\.0\.0 Ok: queued as [0-9A-F]{20}$/);
     await c.quit();
@@ -395,7 +417,7 @@ describe('the next hop as a before-queue proxy', () => {
     c.write('Subject: proxy-refused\r\nX-Refuse-Me: yes\r\n\r\nbody\r\n.\r\n');
     const reply = await c.read();
     // smtp-server (the capture next hop) adds 5.6.0 to its 554.
-    assert.equal(reply, '554 5.6.0 Message content rejected by next hop');
+    assert.equal(unref(reply), '554 5.6.0 Message content rejected by next hop');
     const d = await refusal(ip, 'queue.nexthop_rejected', reply);
     assert.equal(d.phase, 'PHASE_QUEUE');
     await c.quit();
@@ -408,23 +430,23 @@ describe('STARTTLS and authentication', () => {
     const ip = '127.0.0.50';
     const c = await session(ip);
     assert.equal(
-      await c.cmd(`AUTH PLAIN ${Buffer.from(`\0${ALICE.user}\0${ALICE.pass}`).toString('base64')}`),
+      unref(await c.cmd(`AUTH PLAIN ${Buffer.from(`\0${ALICE.user}\0${ALICE.pass}`).toString('base64')}`)),
       '235 2.7.0 Authentication successful',
     );
     c.write('STARTTLS\r\nNOOP\r\n');
-    assert.equal(await c.read(), '220 2.0.0 Ready to start TLS');
+    assert.equal(unref(await c.read()), '220 2.0.0 Ready to start TLS');
     await c.startTls();
     // The pipelined NOOP was plaintext from before TLS: it must not be answered inside TLS.
-    assert.equal(await c.cmd('MAIL FROM:<alice@example.test>'), '503 5.5.1 Send HELO/EHLO first');
+    assert.equal(unref(await c.cmd('MAIL FROM:<alice@example.test>')), '503 5.5.1 Send HELO/EHLO first');
     assert.match(await c.cmd('EHLO client.example'), /^250-mx\.example\.test Hello/);
     assert.equal(
-      await c.cmd(`MAIL FROM:<${ALICE.user}>`),
+      unref(await c.cmd(`MAIL FROM:<${ALICE.user}>`)),
       '550 5.7.1 Sender <alice@example.test> is in a local domain: authenticate before sending as it',
       'the AUTH of before STARTTLS no longer authorizes the local sender',
     );
     assert.match(await c.cmd('MAIL FROM:<someone@sender.example>'), /^250 /);
     assert.equal(
-      await c.cmd('RCPT TO:<friend@remote.example>'),
+      unref(await c.cmd('RCPT TO:<friend@remote.example>')),
       '550 5.7.1 Relaying denied: <friend@remote.example> is not local and you are not authorized to relay',
       'the AUTH of before STARTTLS no longer counts',
     );
@@ -434,17 +456,17 @@ describe('STARTTLS and authentication', () => {
   it('refuses AUTH without a mechanism, twice, or inside a transaction', async () => {
     const ip = '127.0.0.51';
     const c = await session(ip);
-    assert.equal(await c.cmd('AUTH'), '504 5.5.4 Authentication type not specified');
-    assert.equal(await c.cmd('AUTH CRAM-MD5'), '504 5.5.4 Authentication mechanism not supported');
+    assert.equal(unref(await c.cmd('AUTH')), '504 5.5.4 Authentication type not specified');
+    assert.equal(unref(await c.cmd('AUTH CRAM-MD5')), '504 5.5.4 Authentication mechanism not supported');
     assert.match(await c.cmd('MAIL FROM:<a@sender.example>'), /^250 /);
-    assert.equal(await c.cmd('AUTH PLAIN'), '503 5.5.1 AUTH is not allowed during a mail transaction');
-    assert.equal(await c.cmd('RSET'), '250 2.0.0 Reset OK');
+    assert.equal(unref(await c.cmd('AUTH PLAIN')), '503 5.5.1 AUTH is not allowed during a mail transaction');
+    assert.equal(unref(await c.cmd('RSET')), '250 2.0.0 Reset OK');
     assert.equal(
-      await c.cmd(`AUTH PLAIN ${Buffer.from(`\0${ALICE.user}\0${ALICE.pass}`).toString('base64')}`),
+      unref(await c.cmd(`AUTH PLAIN ${Buffer.from(`\0${ALICE.user}\0${ALICE.pass}`).toString('base64')}`)),
       '235 2.7.0 Authentication successful',
     );
-    assert.equal(await c.cmd('AUTH PLAIN'), '503 5.5.1 Already authenticated');
-    assert.equal(await c.cmd('AUTH LOGIN'), '503 5.5.1 Already authenticated');
+    assert.equal(unref(await c.cmd('AUTH PLAIN')), '503 5.5.1 Already authenticated');
+    assert.equal(unref(await c.cmd('AUTH LOGIN')), '503 5.5.1 Already authenticated');
     await refusal(ip, 'auth.mechanism_missing', '504 5.5.4 Authentication type not specified');
     await refusal(ip, 'auth.in_transaction', '503 5.5.1 AUTH is not allowed during a mail transaction');
     await c.quit();
@@ -455,11 +477,11 @@ describe('STARTTLS and authentication', () => {
     const { c } = await RawSmtp.open(sys.submissionPort, ip);
     assert.match(await c.cmd('EHLO client.example'), /^250-/);
     assert.equal(
-      await c.cmd(`AUTH PLAIN ${Buffer.from(`\0${BOB.user}\0${ALICE.pass}`).toString('base64')}`),
+      unref(await c.cmd(`AUTH PLAIN ${Buffer.from(`\0${BOB.user}\0${ALICE.pass}`).toString('base64')}`)),
       '235 2.7.0 Authentication successful',
     );
     assert.match(await c.cmd(`MAIL FROM:<${BOB.user}>`), /^250 /);
-    assert.equal(await c.cmd('RSET'), '250 2.0.0 Reset OK');
+    assert.equal(unref(await c.cmd('RSET')), '250 2.0.0 Reset OK');
     // The administrator disables bob while the session is open.
     const config = parse(await readFile(sys.configPath, 'utf8'));
     config.auth.domains[0].mailboxes[1].disabled = true;
@@ -473,12 +495,15 @@ describe('STARTTLS and authentication', () => {
       }
       return r;
     });
-    assert.equal(refused, '550 5.7.8 Login credentials are no longer valid, please authenticate again');
+    assert.equal(
+      unref(refused),
+      '550 5.7.8 Login credentials are no longer valid, please authenticate again',
+    );
     const d = await refusal(ip, 'account.revoked', refused);
     assert.match(d.detail ?? '', /bob@example\.test authenticated earlier .* the account is now disabled/);
     // The session's authentication is gone: AUTH is possible again, and says why bob cannot.
     assert.equal(
-      await c.cmd(`AUTH PLAIN ${Buffer.from(`\0${BOB.user}\0${ALICE.pass}`).toString('base64')}`),
+      unref(await c.cmd(`AUTH PLAIN ${Buffer.from(`\0${BOB.user}\0${ALICE.pass}`).toString('base64')}`)),
       '504 5.7.1 User account has been disabled by the mail administrator',
     );
     await c.quit();
@@ -505,16 +530,19 @@ describe('settings, applied when the config file changes', () => {
       await sleep(100);
       return undefined;
     });
-    assert.equal(await c.cmd('HELP'), '502 5.5.1 HELP disallowed');
-    assert.equal(await c.cmd('EHLO localhost'), '504 5.5.2 EHLO requires a fully qualified domain name');
+    assert.equal(unref(await c.cmd('HELP')), '502 5.5.1 HELP disallowed');
+    assert.equal(
+      unref(await c.cmd('EHLO localhost')),
+      '504 5.5.2 EHLO requires a fully qualified domain name',
+    );
     await refusal(ip, 'helo.not_fqdn', '504 5.5.2 EHLO requires a fully qualified domain name');
     const ehlo = await c.cmd('EHLO client.example');
     assert.ok(!/STARTTLS/.test(ehlo), 'STARTTLS is not offered when not allowed');
-    assert.equal(await c.cmd('MAIL FROM:<>'), '550 5.1.7 Sender address must be specified');
+    assert.equal(unref(await c.cmd('MAIL FROM:<>')), '550 5.1.7 Sender address must be specified');
     await refusal(ip, 'mail.empty_sender', '550 5.1.7 Sender address must be specified');
     assert.match(await c.cmd('MAIL FROM:<sender@sender.example>'), /^250 /);
     assert.match(await c.cmd('RCPT TO:<alice@example.test>'), /^250 /);
-    assert.equal(await c.cmd('DATA'), '354 End data with <CR><LF>.<CR><LF>');
+    assert.equal(unref(await c.cmd('DATA')), '354 End data with <CR><LF>.<CR><LF>');
     c.write(`Subject: normalized\r\n\r\nbare\nlf\rcr\u0000nul\r\n${'L'.repeat(1500)}\r\n.\r\n`);
     assert.match(await c.read(), /^250 2\.0\.0 Ok: queued as /);
     await c.quit();

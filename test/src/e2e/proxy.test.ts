@@ -20,6 +20,7 @@ import { findDecision, readDecisions } from '../harness/decision-file.js';
 import { type DnsServer, startDnsServer } from '../harness/dns-server.js';
 import { type Haproxy, startHaproxy } from '../harness/haproxy.js';
 import { RawSmtp } from '../harness/raw-smtp.js';
+import { unref } from '../harness/reference.js';
 import { startTestSystem, type TestSystem } from '../harness/system.js';
 
 let dns: DnsServer;
@@ -95,7 +96,7 @@ async function deliver(c: RawSmtp, token: string): Promise<string> {
   assert.match(await c.cmd(`MAIL FROM:<${token}@sender.example>`), /^250 /);
   const rcpt = await c.cmd('RCPT TO:<alice@example.test>');
   if (!rcpt.startsWith('250')) return rcpt;
-  assert.equal(await c.cmd('DATA'), '354 End data with <CR><LF>.<CR><LF>');
+  assert.equal(unref(await c.cmd('DATA')), '354 End data with <CR><LF>.<CR><LF>');
   c.write(`Subject: ${token}\r\n\r\nhello\r\n.\r\n`);
   return c.read();
 }
@@ -132,7 +133,7 @@ describe('PROXY protocol', () => {
     const listed = await viaProxy(v1('203.0.113.7'));
     const refused = await deliver(listed.c, 'proxy-listed');
     assert.equal(
-      refused,
+      unref(refused),
       '554 5.7.1 The IP address of the sender (203.0.113.7) is listed on dnsbl.test and was refused',
     );
     await listed.c.quit();
@@ -154,7 +155,7 @@ describe('PROXY protocol', () => {
     assert.equal(greeting, GREETING);
     c.write(v1('8.8.8.8'));
     assert.equal(
-      await c.read(),
+      unref(await c.read()),
       '554 5.7.0 PROXY protocol is not accepted from 127.0.0.92; closing connection',
     );
     await c.closed;
@@ -167,11 +168,14 @@ describe('PROXY protocol', () => {
 
   it('refuses a trusted load balancer that sends junk or nothing (421 4.7.0)', async () => {
     const junk = await viaProxy('EHLO not-a-proxy-header\r\n');
-    assert.equal(junk.greeting, '421 4.7.0 Invalid PROXY protocol header; closing connection');
+    assert.equal(unref(junk.greeting), '421 4.7.0 Invalid PROXY protocol header; closing connection');
     await junk.c.closed;
     const silent = await RawSmtp.connect(sys.mxPort, '127.0.0.91');
     const t0 = Date.now();
-    assert.equal(await silent.read(3000), '421 4.7.0 Invalid PROXY protocol header; closing connection');
+    assert.equal(
+      unref(await silent.read(3000)),
+      '421 4.7.0 Invalid PROXY protocol header; closing connection',
+    );
     assert.ok(Date.now() - t0 >= 450, 'after the header timeout');
     const d = await findDecision(
       sys.dir,

@@ -13,6 +13,7 @@ import { generate } from 'selfsigned';
 import { findDecision } from '../harness/decision-file.js';
 import { type DnsServer, startDnsServer } from '../harness/dns-server.js';
 import { RawSmtp } from '../harness/raw-smtp.js';
+import { unref } from '../harness/reference.js';
 import { ALICE, buildConfig, startTestSystem, type TestSystem, writeConfig } from '../harness/system.js';
 
 let dns: DnsServer;
@@ -71,11 +72,11 @@ describe('TLS', () => {
   it('STARTTLS presents the configured certificate, valid for the host name, and SNI picks another', async () => {
     const a = (await RawSmtp.open(sys.submissionPort, '127.0.0.70')).c;
     assert.match(await a.cmd('EHLO client.example'), /\r\n250-STARTTLS\r\n/);
-    assert.equal(await a.cmd('STARTTLS'), '220 2.0.0 Ready to start TLS');
+    assert.equal(unref(await a.cmd('STARTTLS')), '220 2.0.0 Ready to start TLS');
     const cert = await a.startTls({ ca: certs.main?.cert, servername: 'mx.example.test' });
     assert.equal(cert.subject.CN, 'mx.example.test');
     assert.match(await a.cmd('EHLO client.example'), /AUTH PLAIN LOGIN/);
-    assert.equal(await a.cmd(`AUTH PLAIN ${plain}`), '235 2.7.0 Authentication successful');
+    assert.equal(unref(await a.cmd(`AUTH PLAIN ${plain}`)), '235 2.7.0 Authentication successful');
     await a.quit();
 
     const b = (await RawSmtp.open(sys.submissionPort, '127.0.0.70')).c;
@@ -89,7 +90,7 @@ describe('TLS', () => {
   it('refuses TLS older than 1.2', async () => {
     const c = (await RawSmtp.open(sys.submissionPort, '127.0.0.71')).c;
     await c.cmd('EHLO client.example');
-    assert.equal(await c.cmd('STARTTLS'), '220 2.0.0 Ready to start TLS');
+    assert.equal(unref(await c.cmd('STARTTLS')), '220 2.0.0 Ready to start TLS');
     await assert.rejects(c.startTls({ maxVersion: 'TLSv1.1', minVersion: 'TLSv1' }));
     c.destroy();
   });
@@ -99,7 +100,7 @@ describe('TLS', () => {
     const c = (await RawSmtp.open(sys.submissionPort, ip)).c;
     const ehlo = await c.cmd('EHLO client.example');
     assert.ok(!/AUTH/.test(ehlo), 'AUTH is not offered before TLS');
-    assert.equal(await c.cmd(`AUTH PLAIN ${plain}`), '530 5.7.0 Must issue a STARTTLS command first');
+    assert.equal(unref(await c.cmd(`AUTH PLAIN ${plain}`)), '530 5.7.0 Must issue a STARTTLS command first');
     const d = await findDecision(
       sys.dir,
       (x) => x.reasonCode === 'auth.tls_required' && x.session?.clientIp === ip,
@@ -120,10 +121,10 @@ describe('TLS', () => {
     const ehlo = await c.cmd('EHLO client.example');
     assert.match(ehlo, /AUTH PLAIN LOGIN/);
     assert.ok(!/STARTTLS/.test(ehlo));
-    assert.equal(await c.cmd(`AUTH PLAIN ${plain}`), '235 2.7.0 Authentication successful');
+    assert.equal(unref(await c.cmd(`AUTH PLAIN ${plain}`)), '235 2.7.0 Authentication successful');
     assert.match(await c.cmd(`MAIL FROM:<${ALICE.user}>`), /^250 /);
     assert.match(await c.cmd('RCPT TO:<friend@remote.example>'), /^250 /);
-    assert.equal(await c.cmd('DATA'), '354 End data with <CR><LF>.<CR><LF>');
+    assert.equal(unref(await c.cmd('DATA')), '354 End data with <CR><LF>.<CR><LF>');
     c.write('Subject: implicit tls\r\n\r\nhi\r\n.\r\n');
     assert.match(await c.read(), /^250 2\.0\.0 Ok: queued as /);
     await c.quit();
@@ -140,7 +141,7 @@ describe('TLS', () => {
     const ip = '127.0.0.74';
     const c = (await RawSmtp.open(sys.mxPort, ip)).c;
     assert.ok(!/STARTTLS/.test(await c.cmd('EHLO client.example')));
-    assert.equal(await c.cmd('STARTTLS'), '502 5.5.1 STARTTLS is not offered here');
+    assert.equal(unref(await c.cmd('STARTTLS')), '502 5.5.1 STARTTLS is not offered here');
     await findDecision(
       sys.dir,
       (x) => x.reasonCode === 'protocol.tls_not_offered' && x.session?.clientIp === ip,

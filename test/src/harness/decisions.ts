@@ -6,6 +6,10 @@ export interface ReceivedDecision {
   subject: string;
   msgId: string;
   traceparent: string;
+  /** Every header name the message carried (to see that none is sent empty). */
+  headerNames: string[];
+  /** Header values, by name. */
+  headers: Record<string, string>;
   decision: events.Decision;
 }
 
@@ -24,6 +28,10 @@ export class DecisionTap {
           subject: m.subject,
           msgId: m.headers?.get('Nats-Msg-Id') ?? '',
           traceparent: m.headers?.get('traceparent') ?? '',
+          headerNames: m.headers ? [...m.headers.keys()] : [],
+          headers: Object.fromEntries(
+            m.headers ? [...m.headers.keys()].map((k) => [k, m.headers?.get(k) ?? '']) : [],
+          ),
           decision: events.Decision.decode(m.data),
         });
       }

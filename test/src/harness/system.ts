@@ -2,7 +2,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hashPassword } from '@smtpguard/auth';
-import { type RunningSystem, type ServiceName, startSystem } from '@smtpguard/launcher';
+import { type RunningSystem, SERVICES, type ServiceName, startSystem } from '@smtpguard/launcher';
 import { freePort } from '@smtpguard/testing';
 import { stringify } from 'yaml';
 
@@ -18,6 +18,8 @@ export interface TestSystem {
   configPath: string;
   mxPort: number;
   submissionPort: number;
+  /** Each service's Prometheus scrape endpoint (http://127.0.0.1:PORT/metrics), with `metrics: true`. */
+  metricsPorts: Partial<Record<ServiceName, number>>;
   stop(): Promise<void>;
 }
 
@@ -27,6 +29,10 @@ export interface TestSystemOptions {
   nextHopPort?: number;
   greylistDelaySeconds?: number;
   services?: ServiceName[];
+  /** Extra environment for every service (OTEL_* variables). */
+  env?: Record<string, string>;
+  /** Serve each service's metrics on a free port (OTEL_METRICS_EXPORTER=prometheus). */
+  metrics?: boolean;
   /** Deep-merged over the generated config (for failure tests). */
   override?: (config: LooseConfig) => void;
 }
@@ -91,12 +97,26 @@ export async function writeConfig(config: unknown): Promise<{ dir: string; confi
 export async function startTestSystem(opts: TestSystemOptions): Promise<TestSystem> {
   const { config, mxPort, submissionPort } = await buildConfig(opts);
   const { dir, configPath } = await writeConfig(config);
+  const metricsPorts: Partial<Record<ServiceName, number>> = {};
+  const serviceEnv: Partial<Record<ServiceName, Record<string, string>>> = {};
+  if (opts.metrics) {
+    for (const name of SERVICES) {
+      metricsPorts[name] = await freePort();
+      serviceEnv[name] = {
+        OTEL_METRICS_EXPORTER: 'prometheus',
+        OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1',
+        OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPorts[name]),
+      };
+    }
+  }
   const system = await startSystem({
     configPath,
     services: opts.services,
+    env: opts.env,
+    serviceEnv,
     onLog: process.env.SMTPGUARD_TEST_LOGS ? (_l, raw) => process.stderr.write(`${raw}\n`) : undefined,
   });
-  return { system, dir, configPath, mxPort, submissionPort, stop: () => system.stop(5000) };
+  return { system, dir, configPath, mxPort, submissionPort, metricsPorts, stop: () => system.stop(5000) };
 }
 
 /** A message with CRLF line ends, as a real client sends it. */

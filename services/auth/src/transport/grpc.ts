@@ -1,6 +1,8 @@
-import { status } from '@grpc/grpc-js';
+import { type Metadata, status } from '@grpc/grpc-js';
 import { auth } from '@smtpguard/contracts';
-import { GrpcStatusError, type ServiceBinding, unaryHandler } from '@smtpguard/grpc-kit';
+import type { DecisionRecorder } from '@smtpguard/decisions';
+import { GrpcStatusError, operatorOf, type ServiceBinding, unaryHandler } from '@smtpguard/grpc-kit';
+import { type ReasonCode, reason, render } from '@smtpguard/reasons';
 import type { Authenticator } from '../authenticator.js';
 import type { Directory } from '../directory.js';
 import type { LoginRecorder } from '../logins.js';
@@ -22,8 +24,19 @@ export function authServiceBinding(deps: {
   authenticator: Authenticator;
   state: AuthState;
   logins: LoginRecorder;
+  /** Where administrators' changes are recorded (with the operator's name). */
+  decisions?: DecisionRecorder;
 }): ServiceBinding {
   const { state } = deps;
+  const admin = (code: ReasonCode, metadata: Metadata, attributes: Record<string, string>) => {
+    const operator = operatorOf(metadata);
+    deps.decisions?.admin(
+      code,
+      operator,
+      attributes,
+      render(reason(code).happened, { operator, ...attributes }),
+    );
+  };
   const account = (a: string) => {
     if (!a) throw new GrpcStatusError(status.INVALID_ARGUMENT, 'account is required');
     return a.toLowerCase();
@@ -122,11 +135,11 @@ export function authServiceBinding(deps: {
       );
       return auth.ListLockoutsResponse.fromPartial({ entries });
     }),
-    clearLockout: unaryHandler(async (req: auth.ClearLockoutRequest) => {
+    clearLockout: unaryHandler(async (req: auth.ClearLockoutRequest, metadata) => {
       if (!req.value) throw new GrpcStatusError(status.INVALID_ARGUMENT, 'value is required');
-      return auth.ClearLockoutResponse.fromPartial({
-        cleared: await state.lockout.clear(kindOf(req.kind), req.value),
-      });
+      const cleared = await state.lockout.clear(kindOf(req.kind), req.value);
+      admin('admin.lockout_cleared', metadata, { value: req.value, result: `${cleared} cleared` });
+      return auth.ClearLockoutResponse.fromPartial({ cleared });
     }),
     getSendingCounters: unaryHandler(async (req: auth.GetSendingCountersRequest) => {
       const acc = account(req.account);
@@ -142,9 +155,12 @@ export function authServiceBinding(deps: {
         limitSource: l.source,
       });
     }),
-    resetSendingCounters: unaryHandler(async (req: auth.ResetSendingCountersRequest) =>
-      auth.ResetSendingCountersResponse.fromPartial({ reset: await state.quota.reset(account(req.account)) }),
-    ),
+    resetSendingCounters: unaryHandler(async (req: auth.ResetSendingCountersRequest, metadata) => {
+      const acc = account(req.account);
+      const reset = await state.quota.reset(acc);
+      admin('admin.quota_reset', metadata, { account: acc, result: reset ? 'reset' : 'nothing to reset' });
+      return auth.ResetSendingCountersResponse.fromPartial({ reset });
+    }),
   };
   return { name: 'smtpguard.auth.v1.AuthService', definition: auth.AuthServiceService, implementation };
 }

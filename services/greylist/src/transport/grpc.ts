@@ -1,8 +1,9 @@
-import { status } from '@grpc/grpc-js';
+import { type Metadata, status } from '@grpc/grpc-js';
 import { greylist } from '@smtpguard/contracts';
 import type { DecisionRecorder, Outcome } from '@smtpguard/decisions';
-import { GrpcStatusError, type ServiceBinding, unaryHandler } from '@smtpguard/grpc-kit';
+import { GrpcStatusError, operatorOf, type ServiceBinding, unaryHandler } from '@smtpguard/grpc-kit';
 import { ClientRules } from '@smtpguard/networks';
+import { type ReasonCode, reason, render } from '@smtpguard/reasons';
 import type { CheckReason, Greylister } from '../greylister.js';
 import type { GreylistStore, WhitelistKind } from '../store/store.js';
 
@@ -34,6 +35,11 @@ export function greylistServiceBinding(deps: {
   decisions: DecisionRecorder;
 }): ServiceBinding {
   const { greylister, store, decisions } = deps;
+  /** An administrator's change as a decision, with the operator's name. */
+  const admin = (code: ReasonCode, metadata: Metadata, attributes: Record<string, string>) => {
+    const operator = operatorOf(metadata);
+    decisions.admin(code, operator, attributes, render(reason(code).happened, { operator, ...attributes }));
+  };
   const implementation: greylist.GreylistServiceServer = {
     check: unaryHandler(async (req: greylist.CheckRequest) => {
       const session = req.session;
@@ -72,6 +78,16 @@ export function greylistServiceBinding(deps: {
         check: 'greylist',
         outcome: outcomes[r.reasonCode],
         reasonCode: r.reasonCode,
+        // What happened, with this check's values (the seconds to wait, the triplet), as the edge's decisions do.
+        detail: render(reason(r.reasonCode).happened, {
+          triplet: r.key,
+          retry_after: r.retryAfterSeconds,
+          delayed: r.delayedSeconds,
+          rule: r.rule,
+          recipient: req.recipient,
+          client_ip: session.clientIp,
+          session_id: session.sessionId,
+        }),
         session,
         recipient: req.recipient,
         latencyMs: performance.now() - started,
@@ -112,9 +128,14 @@ export function greylistServiceBinding(deps: {
         }),
       });
     }),
-    deleteEntry: unaryHandler(async (req: greylist.DeleteEntryRequest) =>
-      greylist.DeleteEntryResponse.fromPartial({ deleted: await store.deleteTriplet(req.key) }),
-    ),
+    deleteEntry: unaryHandler(async (req: greylist.DeleteEntryRequest, metadata) => {
+      const deleted = await store.deleteTriplet(req.key);
+      admin('admin.greylist_deleted', metadata, {
+        key: req.key,
+        result: deleted ? 'deleted' : 'no such triplet',
+      });
+      return greylist.DeleteEntryResponse.fromPartial({ deleted });
+    }),
     listWhitelist: unaryHandler(async () =>
       greylist.ListWhitelistResponse.fromPartial({
         entries: (await store.listWhitelist()).map((e) => ({
@@ -128,7 +149,7 @@ export function greylistServiceBinding(deps: {
         })),
       }),
     ),
-    addWhitelistEntry: unaryHandler(async (req: greylist.AddWhitelistEntryRequest) => {
+    addWhitelistEntry: unaryHandler(async (req: greylist.AddWhitelistEntryRequest, metadata) => {
       const e = req.entry;
       if (!e?.value) throw new GrpcStatusError(status.INVALID_ARGUMENT, 'entry.value is required');
       const kind = kindOf(e.kind);
@@ -147,11 +168,19 @@ export function greylistServiceBinding(deps: {
       }
       await store.addWhitelist({ kind, value, comment: e.comment, createdAt: Math.floor(Date.now() / 1000) });
       greylister.invalidate();
+      admin('admin.greylist_whitelist_added', metadata, { kind, value, comment: e.comment || 'no comment' });
       return {};
     }),
-    removeWhitelistEntry: unaryHandler(async (req: greylist.RemoveWhitelistEntryRequest) => {
-      const removed = await store.removeWhitelist(kindOf(req.kind), req.value.trim().toLowerCase());
+    removeWhitelistEntry: unaryHandler(async (req: greylist.RemoveWhitelistEntryRequest, metadata) => {
+      const kind = kindOf(req.kind);
+      const value = req.value.trim().toLowerCase();
+      const removed = await store.removeWhitelist(kind, value);
       greylister.invalidate();
+      admin('admin.greylist_whitelist_removed', metadata, {
+        kind,
+        value,
+        result: removed ? 'removed' : 'was not on it',
+      });
       return greylist.RemoveWhitelistEntryResponse.fromPartial({ removed });
     }),
     getStats: unaryHandler(async () => {

@@ -2,6 +2,7 @@ import { getServers } from 'node:dns';
 import { isIP } from 'node:net';
 import type { Config } from '@smtpguard/config';
 import { ipv6Groups } from '@smtpguard/networks';
+import { smtpMetrics } from '@smtpguard/telemetry';
 import DNS from 'dns2';
 import { LRUCache } from 'lru-cache';
 
@@ -178,18 +179,22 @@ export class CachingResolver {
     for (let attempt = 0; attempt < this.settings.tries; attempt++) {
       for (const server of this.servers) {
         this.counters.queries += 1;
+        const started = performance.now();
         let packet: DNS.Packet;
         try {
           packet = await server(qname, type);
         } catch {
           lastError = 'ETIMEOUT';
+          smtpMetrics.dnsLookup(type, lastError, started);
           continue;
         }
         const rcode = packet.header.rcode;
         if (rcode !== 0 && rcode !== 3) {
           lastError = RCODE[rcode] ?? 'EBADRESP';
+          smtpMetrics.dnsLookup(type, lastError, started);
           continue;
         }
+        smtpMetrics.dnsLookup(type, '', started);
         const entry = this.entryOf(packet, type);
         const ttl = this.ttlOf(packet, entry);
         if (ttl > 0) this.cache.set(`${type} ${qname}`, entry, { ttl: ttl * 1000 });

@@ -50,7 +50,7 @@ describe('helo-host', () => {
     const r = await runPhase('helo', [heloHost], helo('nonexistent-host.invalid', backends));
     assert.equal(
       `${r.refusal?.reply.code} ${r.refusal?.reply.enhanced} ${r.refusal?.reply.text}`,
-      '550 5.7.1 The host name nonexistent-host.invalid given in EHLO does not match your address 192.0.2.7',
+      '550 5.7.1 The host name nonexistent-host.invalid given in EHLO does not match your address 192.0.2.7 (ref s1)',
     );
     assert.equal(backends.requests('checkHelo')[0]?.helo, 'nonexistent-host.invalid');
   });
@@ -111,7 +111,7 @@ describe('sender-domain', () => {
     assert.deepEqual(r.refusal?.reply, {
       code: 501,
       enhanced: '5.1.8',
-      text: 'Sender domain nomx.test does not have any MX records',
+      text: 'Sender domain nomx.test does not have any MX records (ref s1)',
     });
   });
 });
@@ -165,7 +165,7 @@ describe('uribl', () => {
     const r = await runPhase('data', [uribl], data(raw, backends));
     assert.equal(
       r.refusal?.reply.text,
-      'Message rejected because it contains links to www.spammy.test, which is listed on uri.test',
+      'Message rejected because it contains links to www.spammy.test, which is listed on uri.test (ref s1)',
     );
     const [req] = backends.requests('checkContent');
     assert.equal(
@@ -220,7 +220,7 @@ describe('message-auth', () => {
         }),
     });
     const r = await runPhase('data', [messageAuth], data('Subject: x\r\n\r\nb\r\n', backends));
-    assert.equal(r.refusal?.reply.text, 'Message rejected: it fails the DMARC policy of dkim.test');
+    assert.equal(r.refusal?.reply.text, 'Message rejected: it fails the DMARC policy of dkim.test (ref s1)');
   });
 
   it('does not verify a message with a header section over maxHeaderBytes: "none"', async () => {

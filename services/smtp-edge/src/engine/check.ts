@@ -10,7 +10,7 @@ import type { Params, RecipientState, Session, Transaction } from '../session.js
 import type { ConnectionTracker } from '../smtp/limits.js';
 
 /** The phases a check can belong to, in the order of an SMTP session. */
-export type Phase = Exclude<PhaseName, 'protocol'>;
+export type Phase = Exclude<PhaseName, 'protocol' | 'admin'>;
 
 /** What a check concluded. */
 export interface Verdict<R extends ReasonCode = ReasonCode> {

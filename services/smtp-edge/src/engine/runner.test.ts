@@ -146,7 +146,8 @@ describe('Runner.run', () => {
     const later = counting();
     const t = setup({ rcpt: [deniedRelay, later.check] });
     const err = await refusal(t.runRcpt());
-    const text = 'Relaying denied: <bob@remote.example> is not local and you are not authorized to relay';
+    const text =
+      'Relaying denied: <bob@remote.example> is not local and you are not authorized to relay (ref s1)';
     assert.deepEqual(err.reply, { code: 550, enhanced: '5.7.1', text });
     assert.equal(err.reason, 'relay.denied');
     assert.equal(err.responseCode, 550);
@@ -176,7 +177,7 @@ describe('Runner.run', () => {
     assert.deepEqual(err.reply, {
       code: 452,
       enhanced: '4.5.3',
-      text: 'Too many recipients (at most 5 per message), send the rest in another transaction',
+      text: 'Too many recipients (at most 5 per message), send the rest in another transaction (ref s1)',
     });
     assert.equal(err.close, true);
     assert.equal(t.records[0]?.outcome, 'defer');
@@ -264,7 +265,7 @@ describe('Runner.run', () => {
       assert.deepEqual(err.reply, {
         code: 451,
         enhanced: '4.3.0',
-        text: 'Temporary server error, please try again later',
+        text: 'Temporary server error, please try again later (ref s1)',
       });
       assert.equal(err.reason, 'greylist.unavailable');
       assert.equal(seen[0], t.ctx.cfg, 'the mode is read from the context configuration');
@@ -366,7 +367,7 @@ describe('Runner.run', () => {
     it('is used when code and enhanced code are of the reply class', async () => {
       const t = setup({ rcpt: [hopRefusal({ code: 553, enhanced: '5.1.3' })] });
       const err = await refusal(t.runRcpt());
-      assert.deepEqual(err.reply, { code: 553, enhanced: '5.1.3', text: 'No such user here' });
+      assert.deepEqual(err.reply, { code: 553, enhanced: '5.1.3', text: 'No such user here (ref s1)' });
       assert.equal(err.responseCode, 553);
       assert.deepEqual(t.records[0]?.reply, err.reply);
     });
@@ -374,13 +375,13 @@ describe('Runner.run', () => {
     it('is ignored outside the class: a 5xx refusal stays 5xx', async () => {
       const t = setup({ rcpt: [hopRefusal({ code: 451, enhanced: '4.4.1' })] });
       const err = await refusal(t.runRcpt());
-      assert.deepEqual(err.reply, { code: 550, enhanced: '5.0.0', text: 'No such user here' });
+      assert.deepEqual(err.reply, { code: 550, enhanced: '5.0.0', text: 'No such user here (ref s1)' });
     });
 
     it('takes the code and the enhanced code separately', async () => {
       const t = setup({ rcpt: [hopRefusal({ code: 552, enhanced: '4.2.2' })] });
       const err = await refusal(t.runRcpt());
-      assert.deepEqual(err.reply, { code: 552, enhanced: '5.0.0', text: 'No such user here' });
+      assert.deepEqual(err.reply, { code: 552, enhanced: '5.0.0', text: 'No such user here (ref s1)' });
     });
   });
 
@@ -480,7 +481,11 @@ describe('Runner.decide and Runner.refuse', () => {
     const reply = t.runner.refuse(t.session, 'protocol', 'smtp', 'protocol.unknown_command', {
       command: 'FOO',
     });
-    assert.deepEqual(reply, { code: 500, enhanced: '5.5.2', text: 'Syntax error, command unrecognized' });
+    assert.deepEqual(reply, {
+      code: 500,
+      enhanced: '5.5.2',
+      text: 'Syntax error, command unrecognized (ref s1)',
+    });
     const d = t.records[0];
     assert.equal(t.records.length, 1);
     assert.equal(d?.phase, 'protocol');
@@ -519,7 +524,7 @@ describe('Runner.decide and Runner.refuse', () => {
     assert.equal(t.records[0]?.messageId, 'M1');
     assert.equal(
       t.records[0]?.reply?.text,
-      'Recipient <bob@remote.example> cannot be accepted now: the next hop is unavailable',
+      'Recipient <bob@remote.example> cannot be accepted now: the next hop is unavailable (ref s1)',
     );
   });
 

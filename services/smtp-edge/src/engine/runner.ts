@@ -68,7 +68,13 @@ export class Runner {
     const parent = ctx.session.span ? trace.setSpan(context.active(), ctx.session.span) : context.active();
     const v = await withSpan(
       `${check.phase} ${check.name}`,
-      { 'smtpguard.check': check.name, 'smtpguard.session': ctx.session.id },
+      {
+        'smtpguard.check': check.name,
+        'smtpguard.session': ctx.session.id,
+        // The transaction so far (undefined attributes are left out): its sender and recipients accepted.
+        'smtp.mail_from': ctx.session.tx?.sender,
+        'smtp.rcpt_count': ctx.session.tx?.recipients.length,
+      },
       async (span) => {
         let verdict: Verdict | undefined;
         try {
@@ -124,6 +130,17 @@ export class Runner {
     };
     const reply = v.refuse ? replyFor(v.reason, vars, v.replyOverride) : undefined;
     const ctx = session.ctx ?? context.active();
+    if (reply) {
+      // The refusal on the session's span: the reply code (the last one sent) and an event per refusal.
+      session.span?.setAttribute('smtp.reply.code', reply.code);
+      session.span?.addEvent('smtp.refusal', {
+        'smtp.reply.code': reply.code,
+        'smtpguard.reason': v.reason,
+        'smtpguard.check': check,
+        'smtp.mail_from': session.tx?.sender,
+        'smtp.rcpt_to': scope.recipient,
+      });
+    }
     this.decisions.record(
       {
         phase,

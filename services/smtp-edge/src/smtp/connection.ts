@@ -3,6 +3,7 @@ import type { Config } from '@smtpguard/config';
 import type { PhaseName } from '@smtpguard/decisions';
 import type { Logger } from '@smtpguard/logging';
 import { type ReasonCode, type Reply, replyFor, type Vars } from '@smtpguard/reasons';
+import { smtpMetrics } from '@smtpguard/telemetry';
 import type {
   SMTPServer,
   SMTPServerAddress,
@@ -639,6 +640,13 @@ export class EdgeConnection extends SMTPConnection {
       // The next hop has the message: its side of the transaction is over and must not be aborted.
       tx.hop = undefined;
       this.state.errors = 0;
+      smtpMetrics.messageAccepted(this.state.listener, message.size);
+      this.state.span?.setAttributes({
+        'smtp.mail_from': tx.sender,
+        'smtp.rcpt_count': tx.recipients.length,
+        'smtp.reply.code': 250,
+        'smtpguard.message_id': tx.messageId,
+      });
       const accepted = verdicts[verdicts.length - 1];
       const reply = replyFor('queue.accepted', {
         ...sessionVars(this.state),

@@ -2,6 +2,7 @@ import { isIPv6 } from 'node:net';
 import type { Config } from '@smtpguard/config';
 import { canonicalIp } from '@smtpguard/networks';
 import type { Vars } from '@smtpguard/reasons';
+import { smtpMetrics } from '@smtpguard/telemetry';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import type { ListenerName, Session } from '../session.js';
 
@@ -64,6 +65,7 @@ export class ConnectionTracker {
     this.perListener.set(session.listener, onListener + 1);
     if (perClient) this.perClient.set(key, fromClient + 1);
     session.admitted = true;
+    smtpMetrics.connectionOpened(session.listener);
     return undefined;
   }
 
@@ -71,6 +73,7 @@ export class ConnectionTracker {
   release(session: Session): void {
     if (!session.admitted) return;
     session.admitted = false;
+    smtpMetrics.connectionClosed(session.listener);
     const key = `${session.listener} ${clientKey(session.clientIp)}`;
     this.total -= 1;
     this.perListener.set(session.listener, (this.perListener.get(session.listener) ?? 1) - 1);

@@ -60,7 +60,7 @@ describe('auth', () => {
     assert.deepEqual(r.refusal?.reply, {
       code: 535,
       enhanced: '5.7.8',
-      text: 'Authentication failed: user name or password is incorrect',
+      text: 'Authentication failed: user name or password is incorrect (ref s1)',
     });
     assert.equal(session.user, '');
     const d = only(r.records);
@@ -116,7 +116,7 @@ describe('auth', () => {
     assert.deepEqual(r.refusal?.reply, {
       code: 454,
       enhanced: '4.7.0',
-      text: 'Temporary authentication failure, please try again later',
+      text: 'Temporary authentication failure, please try again later (ref s1)',
     });
     assert.equal(session.user, '');
     const d = only(r.records);

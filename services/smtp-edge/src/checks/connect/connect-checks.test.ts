@@ -53,7 +53,7 @@ describe('connection limits', () => {
     assert.deepEqual(r.refusal?.reply, {
       code: 421,
       enhanced: '4.7.0',
-      text: 'Too many connections from 192.0.2.7, please try again later',
+      text: 'Too many connections from 192.0.2.7, please try again later (ref s1)',
     });
     assert.equal(r.refusal?.close, true);
     assert.equal(r.refusal?.reason, 'connect.too_many_from_client');
@@ -80,7 +80,7 @@ describe('connection limits', () => {
       checkContext('connect', { input: {}, cfg, connections }),
     );
     assert.equal(r.refusal?.reason, 'connect.too_busy');
-    assert.equal(r.refusal?.reply.text, 'mx.example.test is too busy, please try again later');
+    assert.equal(r.refusal?.reply.text, 'mx.example.test is too busy, please try again later (ref s1)');
   });
 });
 

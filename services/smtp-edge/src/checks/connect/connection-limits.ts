@@ -1,3 +1,4 @@
+import { smtpMetrics } from '@smtpguard/telemetry';
 import { defineCheck } from '../../engine/check.js';
 
 /**
@@ -18,6 +19,7 @@ export const connectionLimits = defineCheck({
   async run(ctx) {
     const refusal = await ctx.deps.connections.admit(ctx.session, ctx.cfg);
     if (!refusal) return undefined;
+    smtpMetrics.connectionRefused(ctx.session.listener, refusal.reason);
     return { outcome: 'defer', reason: refusal.reason, vars: refusal.vars, refuse: true, close: true };
   },
 });

@@ -35,7 +35,7 @@ describe('message size', () => {
     assert.deepEqual(r.refusal?.reply, {
       code: 552,
       enhanced: '5.3.4',
-      text: 'Message size exceeds fixed maximum message size (1000 bytes)',
+      text: 'Message size exceeds fixed maximum message size (1000 bytes) (ref s1)',
     });
     const d = only(r.records);
     assert.equal(d.outcome, 'fail');
@@ -76,7 +76,7 @@ describe('line endings', () => {
     assert.deepEqual(r.refusal?.reply, {
       code: 554,
       enhanced: '5.6.0',
-      text: 'Message refused: it contains a bare LF (line end without CR)',
+      text: 'Message refused: it contains a bare LF (line end without CR) (ref s1)',
     });
     const d = only(r.records);
     assert.equal(d.reasonCode, 'data.bare_lf');
@@ -95,14 +95,14 @@ describe('line endings', () => {
     });
     const r = await runPhase('data', [lineEndings], data(f));
     assert.equal(r.refusal?.reason, 'data.bare_cr');
-    assert.equal(r.refusal?.reply.text, 'Message refused: it contains a bare CR');
+    assert.equal(r.refusal?.reply.text, 'Message refused: it contains a bare CR (ref s1)');
     assert.deepEqual(only(r.records).attributes, { bare_lf: '2', bare_cr: '3', nul: '1' });
     assert.match(only(r.records).detail ?? '', /contains 3 bare CR, the first at octet 10\.$/);
 
     const nulFirst = facts({ bareLf: { count: 1, first: 40 }, nul: { count: 4, first: 0 } });
     const r2 = await runPhase('data', [lineEndings], data(nulFirst));
     assert.equal(r2.refusal?.reason, 'data.nul');
-    assert.equal(r2.refusal?.reply.text, 'Message refused: it contains NUL characters');
+    assert.equal(r2.refusal?.reply.text, 'Message refused: it contains NUL characters (ref s1)');
   });
 
   it('records nothing for a clean message', async () => {
@@ -137,7 +137,7 @@ describe('line length', () => {
     assert.deepEqual(r.refusal?.reply, {
       code: 500,
       enhanced: '5.5.2',
-      text: 'Line too long: message lines may have at most 1000 octets',
+      text: 'Line too long: message lines may have at most 1000 octets (ref s1)',
     });
     assert.equal(
       only(r.records).detail,
@@ -170,7 +170,7 @@ describe('hop count', () => {
     assert.deepEqual(r.refusal?.reply, {
       code: 554,
       enhanced: '5.4.6',
-      text: 'Too many hops (101 Received headers): mail loop detected',
+      text: 'Too many hops (101 Received headers): mail loop detected (ref s1)',
     });
     assert.equal(
       only(r.records).detail,

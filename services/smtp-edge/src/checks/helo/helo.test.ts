@@ -91,7 +91,7 @@ describe('helo-syntax', () => {
     assert.deepEqual(r.refusal?.reply, {
       code: 501,
       enhanced: '5.5.2',
-      text: 'EHLO requires a valid domain name or address literal',
+      text: 'EHLO requires a valid domain name or address literal (ref s1)',
     });
     const d = only(r.records);
     assert.equal(d.outcome, 'fail');
@@ -100,7 +100,7 @@ describe('helo-syntax', () => {
 
   it('refuses an empty HELO', async () => {
     const r = await runPhase('helo', [heloSyntax], helo('', { command: 'HELO' }));
-    assert.equal(r.refusal?.reply.text, 'HELO requires a valid domain name or address literal');
+    assert.equal(r.refusal?.reply.text, 'HELO requires a valid domain name or address literal (ref s1)');
   });
 
   it('accepts domain names and address literals, recording nothing', async () => {
@@ -125,7 +125,7 @@ describe('helo-fqdn', () => {
     assert.deepEqual(r.refusal?.reply, {
       code: 504,
       enhanced: '5.5.2',
-      text: 'HELO requires a fully qualified domain name',
+      text: 'HELO requires a fully qualified domain name (ref s1)',
     });
     assert.equal(
       only(r.records).detail,
@@ -159,7 +159,7 @@ describe('helo-literal', () => {
     assert.deepEqual(r.refusal?.reply, {
       code: 550,
       enhanced: '5.7.1',
-      text: 'The address literal in EHLO does not match your address 192.0.2.7',
+      text: 'The address literal in EHLO does not match your address 192.0.2.7 (ref s1)',
     });
     assert.equal(only(r.records).detail, '192.0.2.7 introduced itself as [192.0.2.8], another address.');
   });

@@ -30,7 +30,7 @@ describe('mail params', () => {
     assert.deepEqual(r.refusal?.reply, {
       code: 555,
       enhanced: '5.5.4',
-      text: 'MAIL FROM parameter RET is not supported',
+      text: 'MAIL FROM parameter RET is not supported (ref s1)',
     });
     assert.equal(only(r.records).outcome, 'fail');
   });
@@ -49,7 +49,7 @@ describe('empty sender', () => {
     assert.deepEqual(r.refusal?.reply, {
       code: 550,
       enhanced: '5.1.7',
-      text: 'Sender address must be specified',
+      text: 'Sender address must be specified (ref s1)',
     });
     assert.equal(only(r.records).reasonCode, 'mail.empty_sender');
   });
@@ -82,7 +82,7 @@ describe('submission auth', () => {
     assert.deepEqual(r.refusal?.reply, {
       code: 530,
       enhanced: '5.7.0',
-      text: 'Authentication required: this port accepts mail from authenticated users only',
+      text: 'Authentication required: this port accepts mail from authenticated users only (ref s1)',
     });
     assert.equal(
       only(r.records).detail,
@@ -144,7 +144,7 @@ describe('account recheck', () => {
     assert.deepEqual(r.refusal?.reply, {
       code: 550,
       enhanced: '5.7.8',
-      text: 'Login credentials are no longer valid, please authenticate again',
+      text: 'Login credentials are no longer valid, please authenticate again (ref s1)',
     });
     assert.equal(session.user, '');
     const d = only(r.records);
@@ -194,7 +194,7 @@ describe('account recheck', () => {
       assert.deepEqual(r.refusal?.reply, {
         code: 451,
         enhanced: '4.3.0',
-        text: 'Your account cannot be verified now, please try again later',
+        text: 'Your account cannot be verified now, please try again later (ref s1)',
       });
       assert.equal(r.refusal?.reason, 'account.unavailable');
       assert.equal(only(r.records).outcome, 'error');
@@ -303,7 +303,7 @@ describe('spf', () => {
     assert.deepEqual(r.refusal?.reply, {
       code: 554,
       enhanced: '5.7.23',
-      text: 'The IP address of the sender (192.0.2.7) does not match the SPF record of example.org: Not authorized',
+      text: 'The IP address of the sender (192.0.2.7) does not match the SPF record of example.org: Not authorized (ref s1)',
     });
     assert.equal(
       only(r.records).detail,

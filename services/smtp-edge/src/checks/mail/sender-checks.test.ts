@@ -37,7 +37,7 @@ describe('sender (local-sender authorization, ownership, unknown local senders)'
     const r = await runPhase('mail', [sender], ctx);
     assert.equal(
       `${r.refusal?.reply.code} ${r.refusal?.reply.enhanced} ${r.refusal?.reply.text}`,
-      '550 5.7.1 Sender <alice@example.test> is in a local domain: authenticate before sending as it',
+      '550 5.7.1 Sender <alice@example.test> is in a local domain: authenticate before sending as it (ref s1)',
     );
     const d = only(r.records);
     assert.equal(d.reasonCode, 'mail.local_sender_unauthorized');
@@ -53,7 +53,7 @@ describe('sender (local-sender authorization, ownership, unknown local senders)'
     assert.deepEqual(r.refusal?.reply, {
       code: 451,
       enhanced: '4.7.1',
-      text: 'Use port 587 with your password',
+      text: 'Use port 587 with your password (ref s1)',
     });
     assert.equal(only(r.records).outcome, 'defer');
   });
@@ -185,7 +185,7 @@ describe('sending limits, local-only, relay sender criteria', () => {
     assert.deepEqual(m.refusal?.reply, {
       code: 451,
       enhanced: '4.7.1',
-      text: 'This mail account has sent too many messages in a short amount of time, please try later',
+      text: 'This mail account has sent too many messages in a short amount of time, please try later (ref s1)',
     });
     const r = await runPhase(
       'rcpt',
@@ -204,7 +204,7 @@ describe('sending limits, local-only, relay sender criteria', () => {
     assert.deepEqual(r.refusal?.reply, {
       code: 452,
       enhanced: '4.7.1',
-      text: 'You are not permitted to send to remote domains',
+      text: 'You are not permitted to send to remote domains (ref s1)',
     });
   });
 

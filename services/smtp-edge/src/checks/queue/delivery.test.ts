@@ -123,7 +123,11 @@ describe('delivery', { timeout: 5000 }, () => {
       hop: committing({ code: 452, enhanced: '4.3.1', text: 'Insufficient storage' }),
     });
     const r = await runPhase('queue', [delivery], ctx, scope);
-    assert.deepEqual(r.refusal?.reply, { code: 452, enhanced: '4.3.1', text: 'Insufficient storage' });
+    assert.deepEqual(r.refusal?.reply, {
+      code: 452,
+      enhanced: '4.3.1',
+      text: 'Insufficient storage (ref s1)',
+    });
     assert.equal(r.refusal?.reason, 'queue.nexthop_deferred');
     const d = only(r.records);
     assert.equal(d.outcome, 'defer');
@@ -136,13 +140,13 @@ describe('delivery', { timeout: 5000 }, () => {
   it('uses the catalog enhanced code 4.0.0 when a deferring next hop sent none', async () => {
     const { ctx } = queue({ hop: committing({ code: 451, enhanced: '', text: 'Try again later' }) });
     const r = await runPhase('queue', [delivery], ctx);
-    assert.deepEqual(r.refusal?.reply, { code: 451, enhanced: '4.0.0', text: 'Try again later' });
+    assert.deepEqual(r.refusal?.reply, { code: 451, enhanced: '4.0.0', text: 'Try again later (ref s1)' });
   });
 
   it("passes a 5xx answer on as queue.nexthop_rejected with the next hop's codes and text", async () => {
     const { ctx } = queue({ hop: committing({ code: 552, enhanced: '5.3.4', text: 'Message too big' }) });
     const r = await runPhase('queue', [delivery], ctx);
-    assert.deepEqual(r.refusal?.reply, { code: 552, enhanced: '5.3.4', text: 'Message too big' });
+    assert.deepEqual(r.refusal?.reply, { code: 552, enhanced: '5.3.4', text: 'Message too big (ref s1)' });
     assert.equal(r.refusal?.reason, 'queue.nexthop_rejected');
     assert.equal(only(r.records).outcome, 'fail');
   });
@@ -152,7 +156,7 @@ describe('delivery', { timeout: 5000 }, () => {
     const { ctx } = queue({ hop });
     const r = await runPhase('queue', [delivery], ctx);
     assert.equal(r.refusal?.reason, 'queue.nexthop_rejected');
-    assert.deepEqual(r.refusal?.reply, { code: 550, enhanced: '5.1.1', text: 'User unknown' });
+    assert.deepEqual(r.refusal?.reply, { code: 550, enhanced: '5.1.1', text: 'User unknown (ref s1)' });
     const d = only(r.records);
     assert.equal(d.outcome, 'fail');
     assert.deepEqual(d.attributes, { next_hop: NEXT_HOP, hop_reply: '550 5.1.1 User unknown' });
@@ -162,7 +166,7 @@ describe('delivery', { timeout: 5000 }, () => {
   it('uses the catalog reply 554 5.0.0 with the text of a next hop that sent 554 without enhanced code', async () => {
     const { ctx } = queue({ hop: committing({ code: 554, enhanced: '', text: 'Transaction failed' }) });
     const r = await runPhase('queue', [delivery], ctx);
-    assert.deepEqual(r.refusal?.reply, { code: 554, enhanced: '5.0.0', text: 'Transaction failed' });
+    assert.deepEqual(r.refusal?.reply, { code: 554, enhanced: '5.0.0', text: 'Transaction failed (ref s1)' });
   });
 
   it('asks the client to retry 451 4.4.1 when the commit is lost (DeliveryError)', async () => {
@@ -175,7 +179,7 @@ describe('delivery', { timeout: 5000 }, () => {
     assert.deepEqual(r.refusal?.reply, {
       code: 451,
       enhanced: '4.4.1',
-      text: 'Message not accepted: the next hop is unavailable, please try again later',
+      text: 'Message not accepted: the next hop is unavailable, please try again later (ref s1)',
     });
     const d = only(r.records);
     assert.equal(d.outcome, 'error');
@@ -208,7 +212,7 @@ describe('delivery', { timeout: 5000 }, () => {
     assert.deepEqual(r.refusal?.reply, {
       code: 451,
       enhanced: '4.3.0',
-      text: 'Your message was received but could not be saved, please retry later',
+      text: 'Your message was received but could not be saved, please retry later (ref s1)',
     });
   });
 
@@ -224,7 +228,7 @@ describe('delivery', { timeout: 5000 }, () => {
     const message = body();
     const r = await runPhase('queue', [delivery], queue({ hop, input: { message } }).ctx);
     assert.equal(r.refusal?.reason, 'queue.nexthop_rejected');
-    assert.deepEqual(r.refusal?.reply, { code: 554, enhanced: '5.7.1', text: 'No thanks' });
+    assert.deepEqual(r.refusal?.reply, { code: 554, enhanced: '5.7.1', text: 'No thanks (ref s1)' });
     const d = only(r.records);
     assert.equal(d.outcome, 'fail');
     assert.deepEqual(d.attributes, { next_hop: NEXT_HOP, hop_reply: '554 5.7.1 No thanks' });
@@ -237,7 +241,7 @@ describe('delivery', { timeout: 5000 }, () => {
     const hop = refusingData({ code: 451, enhanced: '4.3.0', text: 'Local error' });
     const r = await runPhase('queue', [delivery], queue({ hop }).ctx);
     assert.equal(r.refusal?.reason, 'queue.nexthop_deferred');
-    assert.deepEqual(r.refusal?.reply, { code: 451, enhanced: '4.3.0', text: 'Local error' });
+    assert.deepEqual(r.refusal?.reply, { code: 451, enhanced: '4.3.0', text: 'Local error (ref s1)' });
     assert.equal(only(r.records).outcome, 'defer');
     assert.equal(hop.commits, 0);
   });
@@ -262,7 +266,7 @@ describe('delivery', { timeout: 5000 }, () => {
     assert.deepEqual(r.refusal?.reply, {
       code: 451,
       enhanced: '4.3.0',
-      text: 'Your message was received but could not be saved, please retry later',
+      text: 'Your message was received but could not be saved, please retry later (ref s1)',
     });
     const d = only(r.records);
     assert.equal(d.outcome, 'error');

@@ -93,7 +93,7 @@ describe('recipient', () => {
     assert.deepEqual(r.refusal?.reply, {
       code: 550,
       enhanced: '5.1.1',
-      text: 'Unknown user <nobody@example.test>: no such mailbox here',
+      text: 'Unknown user <nobody@example.test>: no such mailbox here (ref s1)',
     });
     assert.equal(ctx.rcpt.local, false);
     assert.equal(only(r.records).outcome, 'fail');
@@ -137,7 +137,7 @@ describe('recipient', () => {
       assert.deepEqual(r.refusal?.reply, {
         code: 451,
         enhanced: '4.3.0',
-        text: 'Recipient <bob@example.test> cannot be verified now, please try again later',
+        text: 'Recipient <bob@example.test> cannot be verified now, please try again later (ref s1)',
       });
       const d = only(r.records);
       assert.equal(d.outcome, 'error');
@@ -208,7 +208,7 @@ describe('relay', () => {
     assert.deepEqual(r.refusal?.reply, {
       code: 550,
       enhanced: '5.7.1',
-      text: 'Relaying denied: this server does not relay mail to <bob@remote.example>',
+      text: 'Relaying denied: this server does not relay mail to <bob@remote.example> (ref s1)',
     });
     assert.equal(r.refusal?.reason, 'relay.closed');
   });
@@ -306,7 +306,7 @@ describe('dnsbl', () => {
     assert.deepEqual(r.refusal?.reply, {
       code: 554,
       enhanced: '5.7.1',
-      text: 'The IP address of the sender (192.0.2.7) is listed on zen.example.org and was refused',
+      text: 'The IP address of the sender (192.0.2.7) is listed on zen.example.org and was refused (ref s1)',
     });
     const d = only(r.records);
     assert.equal(d.outcome, 'fail');
@@ -335,7 +335,7 @@ describe('dnsbl', () => {
     assert.deepEqual(r.refusal?.reply, {
       code: 550,
       enhanced: '5.7.1',
-      text: 'Go away, 192.0.2.7 (zen.example.org)',
+      text: 'Go away, 192.0.2.7 (zen.example.org) (ref s1)',
     });
   });
 
@@ -388,7 +388,7 @@ describe('dnsbl', () => {
     assert.deepEqual(r.refusal?.reply, {
       code: 451,
       enhanced: '4.4.3',
-      text: 'Sender reputation could not be checked, please try again later',
+      text: 'Sender reputation could not be checked, please try again later (ref s1)',
     });
     assert.equal(only(r.records).outcome, 'error');
     assert.equal(
@@ -451,7 +451,7 @@ describe('greylist', () => {
     assert.deepEqual(r.refusal?.reply, {
       code: 451,
       enhanced: '4.7.1',
-      text: 'Greylisted: this server employs greylisting, please retry in 300 seconds',
+      text: 'Greylisted: this server employs greylisting, please retry in 300 seconds (ref s1)',
     });
     const d = only(r.records);
     assert.equal(d.outcome, 'defer');
@@ -469,7 +469,7 @@ describe('greylist', () => {
       retryAfterSeconds: 120,
     });
     const r = await runPhase('rcpt', [greylist], rcptContext('bob@example.test', { backends }));
-    assert.equal(r.refusal?.reply.text, 'Greylisted: please retry in 120 seconds');
+    assert.equal(r.refusal?.reply.text, 'Greylisted: please retry in 120 seconds (ref s1)');
     assert.equal(r.refusal?.reason, 'greylist.early_retry');
   });
 
@@ -660,7 +660,7 @@ describe('next-hop recipient', () => {
     const r = await runPhase('rcpt', [nextHopRecipient], rcptContext('bob@example.test', { nextHop }), {
       recipient: 'bob@example.test',
     });
-    assert.deepEqual(r.refusal?.reply, { code: 550, enhanced: '5.1.1', text: 'No such user here' });
+    assert.deepEqual(r.refusal?.reply, { code: 550, enhanced: '5.1.1', text: 'No such user here (ref s1)' });
     assert.equal(r.refusal?.reason, 'rcpt.nexthop_refused');
     const d = only(r.records);
     assert.equal(d.outcome, 'fail');
@@ -674,7 +674,7 @@ describe('next-hop recipient', () => {
   it("defers with the next hop's own 4xx reply", async () => {
     const { nextHop } = hopWith(() => ({ code: 452, enhanced: '4.2.2', text: 'Mailbox full' }));
     const r = await runPhase('rcpt', [nextHopRecipient], rcptContext('bob@example.test', { nextHop }));
-    assert.deepEqual(r.refusal?.reply, { code: 452, enhanced: '4.2.2', text: 'Mailbox full' });
+    assert.deepEqual(r.refusal?.reply, { code: 452, enhanced: '4.2.2', text: 'Mailbox full (ref s1)' });
     assert.equal(r.refusal?.reason, 'rcpt.nexthop_deferred');
     assert.equal(only(r.records).outcome, 'defer');
   });
@@ -682,7 +682,7 @@ describe('next-hop recipient', () => {
   it('uses the catalog enhanced code when the next hop sent none', async () => {
     const { nextHop } = hopWith(() => ({ code: 554, enhanced: '', text: 'Go away' }));
     const r = await runPhase('rcpt', [nextHopRecipient], rcptContext('bob@example.test', { nextHop }));
-    assert.deepEqual(r.refusal?.reply, { code: 554, enhanced: '5.0.0', text: 'Go away' });
+    assert.deepEqual(r.refusal?.reply, { code: 554, enhanced: '5.0.0', text: 'Go away (ref s1)' });
   });
 
   it('defers 451 4.4.1 when the next hop cannot be reached', async () => {
@@ -695,7 +695,7 @@ describe('next-hop recipient', () => {
     assert.deepEqual(r.refusal?.reply, {
       code: 451,
       enhanced: '4.4.1',
-      text: 'Recipient <bob@example.test> cannot be accepted now: the next hop is unavailable',
+      text: 'Recipient <bob@example.test> cannot be accepted now: the next hop is unavailable (ref s1)',
     });
     assert.equal(r.refusal?.reason, 'rcpt.nexthop_unavailable');
     const d = only(r.records);
@@ -733,7 +733,7 @@ describe('next-hop recipient limit', () => {
     assert.deepEqual(second.refusal?.reply, {
       code: 452,
       enhanced: '4.5.3',
-      text: 'One recipient per transaction here, send the others in another transaction',
+      text: 'One recipient per transaction here, send the others in another transaction (ref s1)',
     });
     assert.equal(only(second.records).outcome, 'defer');
   });
@@ -765,7 +765,7 @@ describe('recipient count', () => {
     assert.deepEqual(r.refusal?.reply, {
       code: 452,
       enhanced: '4.5.3',
-      text: 'Too many recipients (at most 2 per message), send the rest in another transaction',
+      text: 'Too many recipients (at most 2 per message), send the rest in another transaction (ref s1)',
     });
     assert.equal(only(r.records).outcome, 'defer');
   });
@@ -784,7 +784,7 @@ describe('rcpt params', () => {
     assert.deepEqual(r.refusal?.reply, {
       code: 555,
       enhanced: '5.5.4',
-      text: 'RCPT TO parameter NOTIFY is not supported',
+      text: 'RCPT TO parameter NOTIFY is not supported (ref s1)',
     });
     assert.equal(only(r.records).outcome, 'fail');
   });

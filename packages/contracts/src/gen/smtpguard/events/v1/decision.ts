@@ -29,6 +29,11 @@ export enum Phase {
    * limits, timeouts, the session error threshold, shutdown.
    */
   PHASE_PROTOCOL = 8,
+  /**
+   * PHASE_ADMIN - An administrator's change (greylist whitelist, lockouts, sending counters), with the operator's name in
+   * attributes["operator"]; no SMTP session.
+   */
+  PHASE_ADMIN = 9,
   UNRECOGNIZED = -1,
 }
 
@@ -61,6 +66,9 @@ export function phaseFromJSON(object: any): Phase {
     case 8:
     case "PHASE_PROTOCOL":
       return Phase.PHASE_PROTOCOL;
+    case 9:
+    case "PHASE_ADMIN":
+      return Phase.PHASE_ADMIN;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -88,6 +96,8 @@ export function phaseToJSON(object: Phase): string {
       return "PHASE_QUEUE";
     case Phase.PHASE_PROTOCOL:
       return "PHASE_PROTOCOL";
+    case Phase.PHASE_ADMIN:
+      return "PHASE_ADMIN";
     case Phase.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
