@@ -75,4 +75,26 @@ describe('NatsKvStore (real nats-server)', () => {
     await a.close();
     await b.close();
   });
+
+  it('takes a hot key: hundreds of updates of one key at once, from two stores, none failing', async () => {
+    const a = await NatsKvStore.open({ servers: [nats.url], prefix: 'hot' });
+    const b = await NatsKvStore.open({ servers: [nats.url], prefix: 'hot' });
+    const [ba, bb] = await Promise.all([
+      a.bucket<number>('count', { maxAgeSeconds: 3600 }),
+      b.bucket<number>('count', { maxAgeSeconds: 3600 }),
+    ]);
+    // All in flight together: without serializing a process's own updates of a key, most of them would keep
+    // losing the compare-and-set race and give up after MAX_UPDATE_ATTEMPTS.
+    const N = 400;
+    const results = await Promise.allSettled(
+      Array.from({ length: N }, (_, i) => (i % 2 ? ba : bb).update('hot', (c) => (c ?? 0) + 1)),
+    );
+    assert.deepEqual(
+      results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason)),
+      [],
+    );
+    assert.equal(await ba.get('hot'), N);
+    await a.close();
+    await b.close();
+  });
 });

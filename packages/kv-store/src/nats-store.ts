@@ -92,7 +92,8 @@ const live = (e: KvEntry | null): e is KvEntry => e !== null && e.operation === 
  * the bucket's maxAgeSeconds (every write rewrites the key, so the server drops keys not written for that long
  * by itself). update is atomic across replicas: get (with its revision), fn, then create (absent) or update at
  * that revision (present); the server refuses the write when another replica wrote the key since the read, and
- * the cycle runs again, at most MAX_UPDATE_ATTEMPTS times. NATS errors are never swallowed.
+ * the cycle runs again, at most MAX_UPDATE_ATTEMPTS times. Within one process the updates of a key are queued,
+ * so only replicas contend. NATS errors are never swallowed.
  */
 export class NatsKvStore implements KvStore {
   private constructor(
@@ -181,6 +182,14 @@ class NatsBucket<T> implements KvBucket<T> {
     private readonly io: <R>(op: () => Promise<R>) => Promise<R>,
   ) {}
 
+  /**
+   * The update running or queued last for each key in this process. A process's own updates of one key run one
+   * after the other, so compare-and-set only ever races against other processes (replicas): a hot key (one
+   * account's counter, one client network's greylist record) is not a crowd of callers of this process losing
+   * to each other until MAX_UPDATE_ATTEMPTS.
+   */
+  private readonly queues = new Map<string, Promise<unknown>>();
+
   private async read(key: string): Promise<{ value: T | undefined; entry: KvEntry | null }> {
     const entry = await this.io(() => this.kv.get(encodeKey(key)));
     if (!live(entry)) return { value: undefined, entry };
@@ -199,7 +208,23 @@ class NatsBucket<T> implements KvBucket<T> {
     return (await this.read(key)).value;
   }
 
-  async update(
+  update(key: string, fn: (current: T | undefined) => T | undefined | typeof KEEP): Promise<T | undefined> {
+    const previous = this.queues.get(key);
+    const run = previous
+      ? previous.then(
+          () => this.updateNow(key, fn),
+          () => this.updateNow(key, fn),
+        )
+      : this.updateNow(key, fn);
+    const settled = run.catch(() => undefined);
+    this.queues.set(key, settled);
+    void settled.then(() => {
+      if (this.queues.get(key) === settled) this.queues.delete(key);
+    });
+    return run;
+  }
+
+  private async updateNow(
     key: string,
     fn: (current: T | undefined) => T | undefined | typeof KEEP,
   ): Promise<T | undefined> {
