@@ -1,0 +1,19 @@
+// The reference of `pnpm bench:smtp`: a bare smtp-server that accepts every message and throws it away (no
+// greeting pause, no checks, no disk), in its own process so that its CPU and memory are measured alone.
+// Usage: node test/dist/bench/smtp-sink.js <port>
+import { SMTPServer } from 'smtp-server';
+
+const port = Number(process.argv[2]);
+const server = new SMTPServer({
+  authOptional: true,
+  disabledCommands: ['AUTH', 'STARTTLS'],
+  logger: false,
+  onData(stream, _session, callback) {
+    stream.on('data', () => undefined);
+    stream.once('end', () => callback());
+  },
+});
+server.listen(port, '127.0.0.1', () => process.stdout.write('sink ready\n'));
+const stop = () => server.close(() => process.exit(0));
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
