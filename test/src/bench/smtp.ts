@@ -434,6 +434,13 @@ function gitCommit(): string | undefined {
   }
 }
 
+/** Started targets; stopped on the way out, also when the bench itself is interrupted. */
+const targets: Target[] = [];
+for (const sig of ['SIGINT', 'SIGTERM'] as const)
+  process.once(sig, () => {
+    void Promise.all(targets.map((t) => t.stop())).then(() => process.exit(130));
+  });
+
 async function main(): Promise<number> {
   await mkdir(outDir, { recursive: true });
   const dns = await startDnsServer({
@@ -447,7 +454,6 @@ async function main(): Promise<number> {
     'test.uri.test': { A: ['127.0.0.2'] },
   });
   const work = await mkdtemp(join(tmpdir(), 'sg-bench-'));
-  const targets: Target[] = [];
   const results: LoadResult[] = [];
   const rcpt: Record<string, { p50: number; p90: number }[]> = {};
   let accepted = 0;
@@ -481,7 +487,9 @@ async function main(): Promise<number> {
       }
       for (const t of targets) {
         const lat = await rcptLatency(t, settings.rcpts);
-        (rcpt[t.name] ??= []).push(lat);
+        const list = rcpt[t.name] ?? [];
+        list.push(lat);
+        rcpt[t.name] = list;
         process.stdout.write(`rep ${rep} RCPT ${t.name}: p50 ${lat.p50} ms\n`);
       }
     }
