@@ -1,7 +1,17 @@
 // The reference of `pnpm bench:smtp`: a bare smtp-server that accepts every message and throws it away (no
-// greeting pause, no checks, no disk), in its own process so that its CPU and memory are measured alone.
+// greeting pause (smtp-server's fixed 100 ms removed), no checks, no disk), in its own process so that its CPU and memory are measured alone.
 // Usage: node test/dist/bench/smtp-sink.js <port>
 import { SMTPServer } from 'smtp-server';
+import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
+
+// smtp-server waits a fixed 100 ms before its greeting (early-talker detection). The edge replaces that pause
+// with its own setting (0 here); the reference greets at once too, or it would not be a floor.
+(SMTPConnection.prototype as unknown as { init(): void }).init = function (this: {
+  _setListeners(cb: () => void): void;
+  connectionReady(): void;
+}) {
+  this._setListeners(() => this.connectionReady());
+};
 
 const port = Number(process.argv[2]);
 const server = new SMTPServer({
