@@ -152,6 +152,8 @@ interface Target {
   child: ChildProcess;
   pids(): number[];
   stop(): Promise<void>;
+  /** The last lines the target wrote (written to .var/bench/<target>.log when a run fails). */
+  logTail?: () => string[];
 }
 
 async function spawnReady(name: string, args: string[], ready: RegExp): Promise<ChildProcess> {
@@ -281,7 +283,7 @@ async function startSmtpguard(name: string, dns: string, checksOn: boolean, dir:
     const timer = setTimeout(() => reject(new Error(`${name} did not start: ${tail.join('\n')}`)), 60_000);
     const onLine = (line: string) => {
       tail.push(line);
-      if (tail.length > 30) tail.shift();
+      if (tail.length > 200) tail.shift();
       if (line.includes('smtpguard is running')) {
         clearTimeout(timer);
         resolve();
@@ -295,7 +297,7 @@ async function startSmtpguard(name: string, dns: string, checksOn: boolean, dir:
     });
   });
   const pid = child.pid as number;
-  return { name, port: mx, child, pids: () => tree(pid), stop: () => stopChild(child) };
+  return { name, port: mx, child, pids: () => tree(pid), stop: () => stopChild(child), logTail: () => tail };
 }
 
 // ---------- loads ----------
@@ -513,6 +515,8 @@ async function main(): Promise<number> {
   } catch (err) {
     failure = (err as Error).message;
     process.stdout.write(`FAILED: ${failure}\n`);
+    for (const t of targets)
+      if (t.logTail) await writeFile(join(outDir, `${t.name}.log`), `${t.logTail().join('\n')}\n`);
   } finally {
     await Promise.all(targets.map((t) => t.stop()));
     await dns.close();
