@@ -10,6 +10,7 @@ import {
   type ServiceError,
   status,
 } from '@grpc/grpc-js';
+import { metadataWithTraceContext } from './trace-context.js';
 
 /** A backend call that did not produce an answer (unreachable, deadline, server error). */
 export class BackendError extends Error {
@@ -104,10 +105,17 @@ export function unary<Req, Res>(
   deadlineMs: number,
 ): Promise<Res> {
   return new Promise((resolve, reject) => {
-    method.call(client, request, new Metadata(), { deadline: Date.now() + deadlineMs }, (err, res) => {
-      if (err) reject(new BackendError(backend, method.name || 'call', err.code, err.details || err.message));
-      else resolve(res);
-    });
+    method.call(
+      client,
+      request,
+      metadataWithTraceContext(new Metadata()),
+      { deadline: Date.now() + deadlineMs },
+      (err, res) => {
+        if (err)
+          reject(new BackendError(backend, method.name || 'call', err.code, err.details || err.message));
+        else resolve(res);
+      },
+    );
   });
 }
 
@@ -130,10 +138,16 @@ export async function clientStream<Req, Res>(
 ): Promise<Res> {
   let call!: ClientWritableStream<Req>;
   const answer = new Promise<Res>((resolve, reject) => {
-    call = method.call(client, new Metadata(), { deadline: Date.now() + deadlineMs }, (err, res) => {
-      if (err) reject(new BackendError(backend, method.name || 'call', err.code, err.details || err.message));
-      else resolve(res);
-    });
+    call = method.call(
+      client,
+      metadataWithTraceContext(new Metadata()),
+      { deadline: Date.now() + deadlineMs },
+      (err, res) => {
+        if (err)
+          reject(new BackendError(backend, method.name || 'call', err.code, err.details || err.message));
+        else resolve(res);
+      },
+    );
   });
   let settled = false;
   answer.then(

@@ -5,6 +5,7 @@ import {
   type ServiceError,
   status,
 } from '@grpc/grpc-js';
+import { inCallerContext } from './trace-context.js';
 
 /** An error a handler throws to answer with a specific gRPC status (e.g. INVALID_ARGUMENT). */
 export class GrpcStatusError extends Error {
@@ -25,7 +26,7 @@ function toServiceError(err: unknown): ServiceError {
 /** Adapts an async function to a grpc-js unary handler; a thrown error becomes a gRPC status. */
 export function unaryHandler<Req, Res>(fn: (req: Req) => Promise<Res>): handleUnaryCall<Req, Res> {
   return (call, callback) => {
-    fn(call.request).then(
+    inCallerContext(call.metadata, () => fn(call.request)).then(
       (res) => callback(null, res),
       (err) => callback(toServiceError(err)),
     );
@@ -48,7 +49,7 @@ export function clientStreamHandler<Req, Res>(
   fn: (requests: AsyncIterable<Req>) => Promise<Res>,
 ): handleClientStreamingCall<Req, Res> {
   return (call, callback) => {
-    fn(call as unknown as AsyncIterable<Req>).then(
+    inCallerContext(call.metadata, () => fn(call as unknown as AsyncIterable<Req>)).then(
       (res) => callback(null, res),
       (err) => callback(toServiceError(err)),
     );

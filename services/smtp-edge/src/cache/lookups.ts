@@ -1,0 +1,32 @@
+import type { Config } from '@smtpguard/config';
+import type { auth, reputation } from '@smtpguard/contracts';
+import { TtlCache } from './ttl-cache.js';
+
+/**
+ * The edge's caches of the services' answers (edge.cache; docs/performance.md says what is kept and how long).
+ * A new set is made at every config reload, so nothing outlives the config it was answered under.
+ */
+export class LookupCaches {
+  /** auth.ResolveRecipient, by recipient, sender and account (all that the answer depends on). */
+  readonly recipients: TtlCache<auth.ResolveRecipientResponse>;
+  /** auth.ResolveSender, by sender address, account and client IP. */
+  readonly senders: TtlCache<auth.ResolveSenderResponse>;
+  /** reputation.CheckClient, by client IP. */
+  readonly clients: TtlCache<reputation.CheckClientResponse>;
+
+  constructor(cfg: Config['edge']['cache'], now: () => number = Date.now) {
+    const dir = cfg.directorySeconds * 1000;
+    this.recipients = new TtlCache(dir, cfg.maxEntries, now);
+    this.senders = new TtlCache(dir, cfg.maxEntries, now);
+    this.clients = new TtlCache(cfg.clientReputationSeconds * 1000, cfg.maxEntries, now);
+  }
+
+  clear(): void {
+    this.recipients.clear();
+    this.senders.clear();
+    this.clients.clear();
+  }
+}
+
+/** Cache key of values that may contain anything but NUL. */
+export const cacheKey = (...parts: string[]): string => parts.map((p) => p.toLowerCase()).join('\0');
