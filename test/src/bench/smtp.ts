@@ -350,11 +350,14 @@ interface LoadResult {
   msgsPerSecond: number;
   msPerMessage: number;
   cpuUsPerMessage: number;
+  /** The same, per process of the target (launcher, services). */
+  cpuUsPerMessageByProcess: Record<string, number>;
 }
 
 async function runLoad(t: Target, load: Load, rep: number, seconds = settings.seconds): Promise<LoadResult> {
   const pids = t.pids();
   const cpu0 = cpuSeconds(pids);
+  const each0 = pids.map((p) => cpuSeconds([p]));
   const t0 = process.hrtime.bigint();
   const stopAt = t0 + BigInt(Math.round(seconds * 1e9));
   let msgs = 0;
@@ -365,6 +368,10 @@ async function runLoad(t: Target, load: Load, rep: number, seconds = settings.se
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   const cpu = cpuSeconds(pids) - cpu0;
   const rate = msgs / secs;
+  const cpuUsPerMessageByProcess: Record<string, number> = {};
+  pids.forEach((p, i) => {
+    cpuUsPerMessageByProcess[cmdName(p)] = Math.round(((cpuSeconds([p]) - (each0[i] ?? 0)) * 1e6) / msgs);
+  });
   return {
     target: t.name,
     load: load.name,
@@ -374,6 +381,7 @@ async function runLoad(t: Target, load: Load, rep: number, seconds = settings.se
     msgsPerSecond: Math.round(rate),
     msPerMessage: round((1000 * load.sessions) / rate, 3),
     cpuUsPerMessage: Math.round((cpu * 1e6) / msgs),
+    cpuUsPerMessageByProcess,
   };
 }
 
@@ -483,7 +491,11 @@ async function main(): Promise<number> {
           if (t.name === 'checks-on') accepted += r.msgs;
           results.push(r);
           process.stdout.write(
-            `rep ${rep} ${l} ${t.name}: ${r.msgsPerSecond} msgs/s, ${r.msPerMessage} ms/msg, ${r.cpuUsPerMessage} µs CPU/msg\n`,
+            `rep ${rep} ${l} ${t.name}: ${r.msgsPerSecond} msgs/s, ${r.msPerMessage} ms/msg, ${r.cpuUsPerMessage} µs CPU/msg (${Object.entries(
+              r.cpuUsPerMessageByProcess,
+            )
+              .map(([k, v]) => `${k} ${v}`)
+              .join(', ')})\n`,
           );
         }
       }
