@@ -447,6 +447,10 @@ export const configSchema = z.strictObject({
           // reputation.CheckClient per client IP (DNS block/allow lists, FCrDNS): a newly listed client is seen
           // at most this late (postscreen keeps DNSBL results 1 hour by default).
           clientReputationSeconds: z.int().nonnegative().max(86_400).default(60),
+          // reputation.CheckSender (SPF, by client IP, HELO and sender), CheckSenderDomain (by sender) and
+          // CheckHelo (by client IP and HELO): DNS answers, which the reputation service caches for their TTL
+          // anyway. Temporary errors (temperror, lookup errors) are never kept.
+          senderChecksSeconds: z.int().nonnegative().max(3600).default(30),
           // Entries per cache; the oldest go first.
           maxEntries: z.int().nonnegative().default(10_000),
         })

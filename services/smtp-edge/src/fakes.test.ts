@@ -295,7 +295,13 @@ export function checkContext<P extends Phase>(_phase: P, o: ContextOptions<P>): 
   const nextHop = o.nextHop ?? new FakeNextHop();
   const trusted = new ClientRules(o.trusted ?? []);
   const caches =
-    o.caches ?? new LookupCaches({ directorySeconds: 0, clientReputationSeconds: 0, maxEntries: 0 });
+    o.caches ??
+    new LookupCaches({
+      directorySeconds: 0,
+      clientReputationSeconds: 0,
+      senderChecksSeconds: 0,
+      maxEntries: 0,
+    });
   const deps: EngineDeps = {
     backends: (o.backends ?? new FakeBackends()).asBackends,
     nextHop: () => nextHop,

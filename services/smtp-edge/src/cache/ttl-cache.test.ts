@@ -12,7 +12,7 @@ import {
   rcptContext,
   runPhase,
 } from '../fakes.test.js';
-import { LookupCaches } from './lookups.js';
+import { LookupCaches, settled } from './lookups.js';
 import { TtlCache } from './ttl-cache.js';
 
 /** A clock the test moves by hand (no timers, no sleeping). */
@@ -64,6 +64,17 @@ describe('TtlCache', () => {
     assert.equal(calls, 1);
   });
 
+  it('keeps only the answers `keep` accepts', async () => {
+    const cache = new TtlCache<string>(10_000, 100, clock().now);
+    let calls = 0;
+    const load = async () => (++calls === 1 ? 'temperror' : 'pass');
+    const keep = (v: string) => v !== 'temperror';
+    assert.equal(await cache.through('k', load, keep), 'temperror');
+    assert.equal(await cache.through('k', load, keep), 'pass');
+    assert.equal(await cache.through('k', load, keep), 'pass');
+    assert.equal(calls, 2);
+  });
+
   it('drops the oldest entry at maxEntries', async () => {
     const cache = new TtlCache<number>(10_000, 2, clock().now);
     cache.set('a', 1);
@@ -105,7 +116,10 @@ describe('TtlCache', () => {
 
 describe('edge lookups through the cache', () => {
   const caches = (c = clock()) =>
-    new LookupCaches({ directorySeconds: 10, clientReputationSeconds: 60, maxEntries: 100 }, c.now);
+    new LookupCaches(
+      { directorySeconds: 10, clientReputationSeconds: 60, senderChecksSeconds: 30, maxEntries: 100 },
+      c.now,
+    );
 
   it('asks the directory once for the same recipient, sender and account, again for another sender', async () => {
     const backends = new FakeBackends({
@@ -184,6 +198,15 @@ describe('edge lookups through the cache', () => {
     c.advance(60_000);
     await connect();
     assert.equal(backends.requests('checkClient').length, 2);
+  });
+
+  it('never keeps a verdict that says the DNS lookup failed', () => {
+    const v = (reasonCode: string) => ({ verdict: { reasonCode } });
+    assert.equal(settled(v('spf.pass')), true);
+    assert.equal(settled(v('spf.fail')), true);
+    assert.equal(settled(v('spf.temperror')), false);
+    assert.equal(settled(v('helo.host_error')), false);
+    assert.equal(settled(v('sender.domain_error')), false);
   });
 
   it('makes no call at connect when no list is configured and FCrDNS is off', () => {

@@ -44,8 +44,11 @@ export class TtlCache<V> {
     this.entries.set(key, { value, expires: this.now() + this.ttlMs });
   }
 
-  /** The cached value of key when fresh; otherwise load()'s answer, kept for ttlMs (a rejection is not kept). */
-  async through(key: string, load: () => Promise<V>): Promise<V> {
+  /**
+   * The cached value of key when fresh; otherwise load()'s answer, kept for ttlMs when `keep` says so (a
+   * rejection is never kept).
+   */
+  async through(key: string, load: () => Promise<V>, keep: (value: V) => boolean = () => true): Promise<V> {
     if (!this.enabled) return load();
     const hit = this.get(key);
     if (hit !== undefined) return hit;
@@ -55,7 +58,7 @@ export class TtlCache<V> {
     const p = load().then(
       (value) => {
         // An answer that was asked for before clear() belongs to the previous config: not kept.
-        if (generation === this.generation) this.set(key, value);
+        if (generation === this.generation && keep(value)) this.set(key, value);
         return value;
       },
       (err: unknown) => {
