@@ -451,6 +451,25 @@ export const configSchema = z.strictObject({
           greylist: backend('127.0.0.1:7103', 15_000),
         })
         .prefault({}),
+      // What the edge keeps of the services' answers, so that a busy client does not cost a gRPC call per
+      // lookup (docs/performance.md). An answer is used for at most the given seconds, and every cache is
+      // emptied when the config is reloaded; failed lookups are never kept. 0 turns a cache off.
+      cache: z
+        .strictObject({
+          // auth.ResolveRecipient and auth.ResolveSender answers, per address, sender and account: the directory
+          // (auth.domains) is config, so a change reaches the edge at the next reload, or after these seconds.
+          directorySeconds: z.int().nonnegative().max(3600).default(10),
+          // reputation.CheckClient per client IP (DNS block/allow lists, FCrDNS): a newly listed client is seen
+          // at most this late (postscreen keeps DNSBL results 1 hour by default).
+          clientReputationSeconds: z.int().nonnegative().max(86_400).default(60),
+          // reputation.CheckSender (SPF, by client IP, HELO and sender), CheckSenderDomain (by sender) and
+          // CheckHelo (by client IP and HELO): DNS answers, which the reputation service caches for their TTL
+          // anyway. Temporary errors (temperror, lookup errors) are never kept.
+          senderChecksSeconds: z.int().nonnegative().max(3600).default(30),
+          // Entries per cache; the oldest go first.
+          maxEntries: z.int().nonnegative().default(10_000),
+        })
+        .prefault({}),
       // Policy checks. failureMode: what a check does when its backend fails or does not answer in time:
       // fail-open accepts and records the error, fail-closed answers 4xx so the client retries.
       checks: z

@@ -11,6 +11,7 @@ import {
   status,
 } from '@grpc/grpc-js';
 import { smtpMetrics } from '@smtpguard/telemetry';
+import { metadataWithTraceContext } from './trace-context.js';
 
 /** A backend call that did not produce an answer (unreachable, deadline, server error). */
 export class BackendError extends Error {
@@ -117,11 +118,18 @@ export function unary<Req, Res>(
 ): Promise<Res> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
-    method.call(client, request, metadata, { deadline: Date.now() + deadlineMs }, (err, res) => {
-      rpcMetric(method, err, started);
-      if (err) reject(new BackendError(backend, method.name || 'call', err.code, err.details || err.message));
-      else resolve(res);
-    });
+    method.call(
+      client,
+      request,
+      metadataWithTraceContext(metadata),
+      { deadline: Date.now() + deadlineMs },
+      (err, res) => {
+        rpcMetric(method, err, started);
+        if (err)
+          reject(new BackendError(backend, method.name || 'call', err.code, err.details || err.message));
+        else resolve(res);
+      },
+    );
   });
 }
 
@@ -145,11 +153,17 @@ export async function clientStream<Req, Res>(
   let call!: ClientWritableStream<Req>;
   const started = performance.now();
   const answer = new Promise<Res>((resolve, reject) => {
-    call = method.call(client, new Metadata(), { deadline: Date.now() + deadlineMs }, (err, res) => {
-      rpcMetric(method, err, started);
-      if (err) reject(new BackendError(backend, method.name || 'call', err.code, err.details || err.message));
-      else resolve(res);
-    });
+    call = method.call(
+      client,
+      metadataWithTraceContext(new Metadata()),
+      { deadline: Date.now() + deadlineMs },
+      (err, res) => {
+        rpcMetric(method, err, started);
+        if (err)
+          reject(new BackendError(backend, method.name || 'call', err.code, err.details || err.message));
+        else resolve(res);
+      },
+    );
   });
   let settled = false;
   answer.then(

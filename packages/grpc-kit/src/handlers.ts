@@ -5,6 +5,7 @@ import {
   type ServiceError,
   status,
 } from '@grpc/grpc-js';
+import { inCallerContext } from './trace-context.js';
 
 /** An error a handler throws to answer with a specific gRPC status (e.g. INVALID_ARGUMENT). */
 export class GrpcStatusError extends Error {
@@ -27,7 +28,7 @@ export function unaryHandler<Req, Res>(
   fn: (req: Req, metadata: Metadata) => Promise<Res>,
 ): handleUnaryCall<Req, Res> {
   return (call, callback) => {
-    fn(call.request, call.metadata).then(
+    inCallerContext(call.metadata, () => fn(call.request, call.metadata)).then(
       (res) => callback(null, res),
       (err) => callback(toServiceError(err)),
     );
@@ -50,7 +51,7 @@ export function clientStreamHandler<Req, Res>(
   fn: (requests: AsyncIterable<Req>) => Promise<Res>,
 ): handleClientStreamingCall<Req, Res> {
   return (call, callback) => {
-    fn(call as unknown as AsyncIterable<Req>).then(
+    inCallerContext(call.metadata, () => fn(call as unknown as AsyncIterable<Req>)).then(
       (res) => callback(null, res),
       (err) => callback(toServiceError(err)),
     );

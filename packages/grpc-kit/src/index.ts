@@ -11,3 +11,4 @@ export {
 export { healthCheck } from './health-client.js';
 export { onShutdownSignal, runMain } from './lifecycle.js';
 export { type RunningGrpcServer, type ServiceBinding, startGrpcServer } from './server.js';
+export { inCallerContext, metadataWithTraceContext } from './trace-context.js';

@@ -1,4 +1,5 @@
 // `pnpm start`: the whole system on one machine, with the embedded defaults of the given config file.
+import { readFileSync } from 'node:fs';
 import { configPathFromArgs, loadConfig } from '@smtpguard/config';
 import { prometheusEnv, SERVICES, startSystem } from './system.js';
 
@@ -43,6 +44,18 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  // `npx pnpm start` puts several wrappers above this process (npm exec, sh, node shims, pnpm) and not all of
+  // them pass a signal on or exit with their parent: when any process that started us is gone (killed without
+  // telling us), stop too, rather than leave the services running with nobody to stop them.
+  const ancestors = ancestorPids();
+  const watch = setInterval(() => {
+    const gone = ancestors.find((pid) => !isAlive(pid));
+    if (gone === undefined) return;
+    clearInterval(watch);
+    process.stderr.write(`smtpguard: process ${gone}, which started this one, is gone; stopping\n`);
+    stop();
+  }, 500);
+  watch.unref();
   for (const s of system.services.values()) {
     void s.exited.then((code) => {
       if (stopping) return;
@@ -50,6 +63,37 @@ async function main(): Promise<void> {
       stopping = true;
       void system.stop().then(() => process.exit(1));
     });
+  }
+}
+
+/** This process's parent, its parent, ... up to (not including) init; just the parent where /proc is missing. */
+function ancestorPids(): number[] {
+  const out: number[] = [];
+  let pid = process.ppid;
+  while (pid > 1 && out.length < 64) {
+    out.push(pid);
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      pid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    } catch {
+      break;
+    }
+  }
+  return out;
+}
+
+/** Running (a zombie, dead but not yet reaped by its parent, counts as gone). */
+function isAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === 'EPERM';
+    }
   }
 }
 

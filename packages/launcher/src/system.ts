@@ -49,6 +49,8 @@ export function startService(
   name: ServiceName,
   opts: SystemOptions,
   logs: LogLine[],
+  /** Receives the child as soon as it is spawned (to stop it when another service fails to start). */
+  spawned?: (child: ChildProcess) => void,
 ): Promise<RunningService> {
   const child = spawn(
     process.execPath,
@@ -64,6 +66,7 @@ export function startService(
     },
   );
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  spawned?.(child);
   const stderr: string[] = [];
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -138,13 +141,32 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       await Promise.all([...services.values()].map((s) => stopService(s, timeoutMs)));
     },
   };
+  const children: ChildProcess[] = [];
+  const spawned = (c: ChildProcess) => children.push(c);
   try {
     const backends = wanted.filter((n) => n !== 'smtp-edge');
-    for (const s of await Promise.all(backends.map((n) => startService(n, opts, logs))))
+    for (const s of await Promise.all(backends.map((n) => startService(n, opts, logs, spawned))))
       services.set(s.name, s);
-    if (wanted.includes('smtp-edge')) services.set('smtp-edge', await startService('smtp-edge', opts, logs));
+    if (wanted.includes('smtp-edge'))
+      services.set('smtp-edge', await startService('smtp-edge', opts, logs, spawned));
   } catch (err) {
     await system.stop(2000);
+    // Services still starting when another one failed are not in `services`: stop them too, or they are left
+    // running with nobody to stop them.
+    await Promise.all(
+      children.map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            if (c.exitCode !== null || c.signalCode !== null) return resolve();
+            const timer = setTimeout(() => c.kill('SIGKILL'), 2000);
+            c.once('exit', () => {
+              clearTimeout(timer);
+              resolve();
+            });
+            c.kill('SIGTERM');
+          }),
+      ),
+    );
     throw err;
   }
   return system;

@@ -49,6 +49,15 @@ export function runService(name: string, build: (ctx: ServiceContext) => Promise
     });
     // Always printed, whatever logLevel: the launcher and operators wait for this line.
     logger.child({}, { level: 'info' }).info({ config: loaded.file }, `${name} started`);
+    // Started by a launcher that is gone (killed without stopping us): stop as if told to, rather than run on
+    // with nobody to stop us. In a container the parent never changes.
+    const parent = process.ppid;
+    const orphaned = setInterval(() => {
+      if (process.ppid === parent) return;
+      clearInterval(orphaned);
+      process.kill(process.pid, 'SIGTERM');
+    }, 1000);
+    orphaned.unref();
     onShutdownSignal(logger, async () => {
       config.close();
       await grpc?.shutdown();

@@ -2,6 +2,7 @@ import {
   type Attributes,
   type Context,
   context,
+  INVALID_SPAN_CONTEXT,
   propagation,
   type Span,
   SpanKind,
@@ -9,13 +10,19 @@ import {
   trace,
 } from '@opentelemetry/api';
 
+import { tracesExported } from './sdk.js';
+
 export { smtpguardMeter, smtpMetrics } from './metrics.js';
-export { stopTelemetry } from './sdk.js';
+export { stopTelemetry, tracesExported } from './sdk.js';
 export { SpanKind };
 
 const tracer = trace.getTracer('smtpguard');
 
-/** Runs fn inside a new active span; the span records an exception and ends when fn settles. */
+/**
+ * Runs fn inside a new active span; the span records an exception and ends when fn settles. When spans are not
+ * exported (tracesExported()), no span is made: fn runs in the parent's context (its trace id and propagation
+ * unchanged) and gets a span that records nothing.
+ */
 export async function withSpan<T>(
   name: string,
   attributes: Attributes,
@@ -23,6 +30,10 @@ export async function withSpan<T>(
   opts: { kind?: SpanKind; parent?: Context } = {},
 ): Promise<T> {
   const parent = opts.parent ?? context.active();
+  if (!tracesExported()) {
+    const quiet = trace.wrapSpanContext(trace.getSpanContext(parent) ?? INVALID_SPAN_CONTEXT);
+    return parent === context.active() ? fn(quiet) : context.with(parent, fn, undefined, quiet);
+  }
   return tracer.startActiveSpan(
     name,
     { attributes, kind: opts.kind ?? SpanKind.INTERNAL },

@@ -3,6 +3,17 @@ import { NodeSDK } from '@opentelemetry/sdk-node';
 import { NoopSpanProcessor } from '@opentelemetry/sdk-trace';
 
 let sdk: NodeSDK | undefined;
+let exporting = false;
+
+/**
+ * Whether spans are exported. When they are not, the per-check spans and the gRPC instrumentation's client and
+ * server spans are not made at all: nobody would see them, and they cost more than the checks they wrap. Each
+ * SMTP session still has its span (its trace id is in logs and decisions), and grpc-kit carries the trace
+ * context to the services by hand.
+ */
+export function tracesExported(): boolean {
+  return exporting;
+}
 
 /**
  * Starts the OpenTelemetry SDK, configured by the standard OTEL_* environment variables.
@@ -25,13 +36,14 @@ export async function startTelemetry(): Promise<void> {
   const exportTraces =
     Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) ||
     Boolean(env.OTEL_TRACES_EXPORTER && env.OTEL_TRACES_EXPORTER !== 'none');
+  exporting = exportTraces;
   if (!env.OTEL_METRICS_EXPORTER) {
     const otlp = Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT);
     env.OTEL_METRICS_EXPORTER = otlp ? 'otlp' : 'none';
   }
   sdk = new NodeSDK({
     serviceName: env.OTEL_SERVICE_NAME ?? 'smtpguard',
-    instrumentations: [new GrpcInstrumentation()],
+    instrumentations: exportTraces ? [new GrpcInstrumentation()] : [],
     // Without export, a processor that drops the spans, so that the tracer provider (and trace ids) exist.
     ...(exportTraces ? {} : { spanProcessors: [new NoopSpanProcessor()] }),
   });

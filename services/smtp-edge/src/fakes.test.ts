@@ -14,6 +14,7 @@ import { BackendError } from '@smtpguard/grpc-kit';
 import { createLogger, type Logger } from '@smtpguard/logging';
 import { ClientRules } from '@smtpguard/networks';
 import type { BackendName, Backends } from './backends.js';
+import { LookupCaches } from './cache/lookups.js';
 import { type DataFacts, emptyFacts } from './data/inspector.js';
 import type { HopEnvelope, HopReply, HopTransaction, NextHop } from './delivery/next-hop.js';
 import type { Check, CheckContext, EngineDeps, Phase, PhaseInputs, Verdict } from './engine/check.js';
@@ -284,6 +285,7 @@ export interface ContextOptions<P extends Phase> {
   nextHop?: NextHop;
   trusted?: string[];
   connections?: ConnectionTracker;
+  caches?: LookupCaches;
   rcpt?: RecipientState;
 }
 
@@ -292,11 +294,21 @@ export function checkContext<P extends Phase>(_phase: P, o: ContextOptions<P>): 
   const session = o.session ?? newSession();
   const nextHop = o.nextHop ?? new FakeNextHop();
   const trusted = new ClientRules(o.trusted ?? []);
+  const caches =
+    o.caches ??
+    new LookupCaches({
+      directorySeconds: 0,
+      clientReputationSeconds: 0,
+      senderChecksSeconds: 0,
+      maxEntries: 0,
+    });
   const deps: EngineDeps = {
     backends: (o.backends ?? new FakeBackends()).asBackends,
     nextHop: () => nextHop,
     trusted: () => trusted,
     connections: o.connections ?? new ConnectionTracker(),
+    // No caching unless a test asks for it: checks called twice ask their (fake) backend twice.
+    caches: () => caches,
   };
   const ctx = { cfg: o.cfg ?? config(), session, deps, input: o.input, tx: session.tx, rcpt: o.rcpt };
   return ctx as unknown as CheckContext<P>;

@@ -2,6 +2,7 @@ import type { Config } from '@smtpguard/config';
 import { ClientRules } from '@smtpguard/networks';
 import type { ServiceContext, ServiceParts } from '@smtpguard/service-runtime';
 import { Backends } from './backends.js';
+import { LookupCaches } from './cache/lookups.js';
 import { prepareBufferDir } from './data/message-buffer.js';
 import { createNextHop } from './delivery/create.js';
 import { measuredNextHop } from './delivery/measured.js';
@@ -29,7 +30,14 @@ export async function startEdge({ config, logger, decisions }: ServiceContext): 
   let trusted = trustedList(cfg);
   let nextHop = measuredNextHop(createNextHop(config.current));
   const tracker = new ConnectionTracker();
-  const deps = { backends, nextHop: () => nextHop, trusted: () => trusted, connections: tracker };
+  let caches = new LookupCaches(cfg.edge.cache);
+  const deps = {
+    backends,
+    nextHop: () => nextHop,
+    trusted: () => trusted,
+    connections: tracker,
+    caches: () => caches,
+  };
   const runner = new Runner(PHASES, deps, decisions, logger);
   const bufferDir = config.current.statePath('messages');
   await prepareBufferDir(bufferDir);
@@ -51,6 +59,9 @@ export async function startEdge({ config, logger, decisions }: ServiceContext): 
     : undefined;
 
   config.onChange(async (c) => {
+    // Nothing answered under the previous config is used under the new one (docs/performance.md).
+    caches.clear();
+    caches = new LookupCaches(c.config.edge.cache);
     backends.update(c.config.edge.backends);
     edge.reload();
     try {

@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { type FileHandle, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { DirSync } from './dir-sync.js';
 import {
   DeliveryError,
   type HopEnvelope,
@@ -18,7 +19,8 @@ const COMMITTED: HopReply = { code: 250, enhanced: '2.0.0', text: 'OK' };
 
 /**
  * Embedded next hop: one file per message in <dir>/new, maildir-style: written to <dir>/tmp, fsynced,
- * renamed into new/ and the directory fsynced, so a file in new/ is always complete and durable. The
+ * renamed into new/ and the directory fsynced (one fsync shared by the messages committing at the same time:
+ * DirSync's group commit), so a file in new/ is always complete and durable before its 250. The
  * envelope is kept in Return-Path and X-Smtpguard-Envelope-To headers at the top of the file. All I/O on
  * the message path is asynchronous (a slow disk must not stall the other sessions).
  */
@@ -26,12 +28,14 @@ export class SpoolNextHop implements NextHop {
   readonly maxRecipients = 0;
   /** The clean-up of stale tmp/ files started at construction (never rejects; awaited by tests). */
   readonly swept: Promise<void>;
+  private readonly newDir: DirSync;
 
   constructor(readonly dir: string) {
     // Synchronous once at start: the service must not accept mail it has nowhere to put.
     mkdirSync(join(dir, 'tmp'), { recursive: true });
     mkdirSync(join(dir, 'new'), { recursive: true });
     this.swept = sweepTmp(join(dir, 'tmp'), STALE_TMP_MS);
+    this.newDir = new DirSync(join(dir, 'new'));
   }
 
   describe(): string {
@@ -39,7 +43,7 @@ export class SpoolNextHop implements NextHop {
   }
 
   begin(envelope: HopEnvelope): HopTransaction {
-    return new SpoolTransaction(this.dir, envelope);
+    return new SpoolTransaction(this.dir, envelope, this.newDir);
   }
 
   async close(): Promise<void> {}
@@ -60,6 +64,8 @@ class SpoolTransaction implements HopTransaction {
   constructor(
     private readonly dir: string,
     private readonly envelope: HopEnvelope,
+    /** fsync of new/, shared by the transactions committing at the same time (group commit). */
+    private readonly newDir: DirSync,
   ) {}
 
   private get tmpPath(): string {
@@ -130,12 +136,7 @@ class SpoolTransaction implements HopTransaction {
       const target = join(this.dir, 'new', this.name);
       await rename(this.tmpPath, target);
       renamed = true;
-      const dir = await open(join(this.dir, 'new'), 'r');
-      try {
-        await dir.sync();
-      } finally {
-        await dir.close();
-      }
+      await this.newDir.sync();
       this.phase = 'done';
       return COMMITTED;
     } catch (err) {

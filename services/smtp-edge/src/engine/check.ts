@@ -4,6 +4,7 @@ import type { Outcome, PhaseName } from '@smtpguard/decisions';
 import type { ClientRules } from '@smtpguard/networks';
 import type { ReasonCode, Vars } from '@smtpguard/reasons';
 import type { Backends } from '../backends.js';
+import type { LookupCaches } from '../cache/lookups.js';
 import type { DataFacts } from '../data/inspector.js';
 import type { NextHop } from '../delivery/next-hop.js';
 import type { Params, RecipientState, Session, Transaction } from '../session.js';
@@ -65,6 +66,8 @@ export interface EngineDeps {
   /** edge.trustedNetworks, compiled (IP rules match at connect, host names on the verified reverse name). */
   trusted: () => ClientRules;
   connections: ConnectionTracker;
+  /** The services' answers the edge keeps (edge.cache); a new set after each config reload. */
+  caches: () => LookupCaches;
 }
 
 export interface CheckContext<P extends Phase = Phase> {

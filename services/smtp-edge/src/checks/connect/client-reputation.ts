@@ -1,3 +1,4 @@
+import type { Config } from '@smtpguard/config';
 import type { reputation } from '@smtpguard/contracts';
 import { BackendError } from '@smtpguard/grpc-kit';
 import { defineCheck } from '../../engine/check.js';
@@ -12,6 +13,12 @@ const REASONS = [
   'dnsbl.below_threshold',
   'dnsbl.exempt',
 ] as const;
+
+/** A DNS block or allow list is configured, or FCrDNS is on. */
+export function somethingToCheck(cfg: Config): boolean {
+  const r = cfg.reputation;
+  return r.dnsbl.zones.length > 0 || r.dnswl.zones.length > 0 || r.fcrdns.enabled;
+}
 
 /**
  * reputation.CheckClient at connect: DNS block and allow lists (scored, per-zone actions, health-checked) and
@@ -32,7 +39,8 @@ export const clientReputation = defineCheck({
     'reputation.exemptClients',
   ],
   background: true,
-  enabled: (ctx) => !ctx.session.trustedRule && !ctx.session.loadBalancer,
+  // Nothing to ask when no list is configured and FCrDNS is off: no call at all.
+  enabled: (ctx) => !ctx.session.trustedRule && !ctx.session.loadBalancer && somethingToCheck(ctx.cfg),
   async run(ctx) {
     const s = ctx.session;
     let settle: (r: ClientReputation) => void = () => undefined;
@@ -40,9 +48,12 @@ export const clientReputation = defineCheck({
       settle = resolve;
     });
     try {
-      const r = await ctx.deps.backends.call('reputation', ctx.deps.backends.reputation.checkClient, {
-        session: sessionContext(s),
-      });
+      // The answer depends on the client IP only (lists, FCrDNS, exempt clients); kept per edge.cache.
+      const r = await ctx.deps.caches().clients.through(s.clientIp, () =>
+        ctx.deps.backends.call('reputation', ctx.deps.backends.reputation.checkClient, {
+          session: sessionContext(s),
+        }),
+      );
       if (r.fcrdnsVerified) s.clientHostname = r.reverseHostname;
       s.dnswlListed = r.allowHits.length > 0;
       const v = applyVerdict(r.verdict, REASONS, { skips: ['dnsbl.exempt', 'dnsbl.below_threshold'] });

@@ -1,3 +1,4 @@
+import { cacheKey, settled } from '../../cache/lookups.js';
 import { defineCheck } from '../../engine/check.js';
 import { sessionContext } from '../../session.js';
 import { applyVerdict } from '../reputation-verdict.js';
@@ -21,10 +22,16 @@ export const heloHost = defineCheck({
   async run(ctx) {
     ctx.session.heloHeaders = [];
     if (parseHeloName(ctx.input.arg).kind !== 'domain') return undefined;
-    const r = await ctx.deps.backends.call('reputation', ctx.deps.backends.reputation.checkHelo, {
-      session: sessionContext(ctx.session),
-      helo: ctx.input.arg,
-    });
+    const session = sessionContext(ctx.session);
+    const r = await ctx.deps.caches().helos.through(
+      cacheKey(session.clientIp, ctx.input.arg),
+      () =>
+        ctx.deps.backends.call('reputation', ctx.deps.backends.reputation.checkHelo, {
+          session,
+          helo: ctx.input.arg,
+        }),
+      settled,
+    );
     const v = applyVerdict(r.verdict, [...REASONS, 'helo.host_error'], {
       errors: ['helo.host_error'],
       skips: ['helo.host_skipped'],

@@ -1,3 +1,4 @@
+import { cacheKey, settled } from '../../cache/lookups.js';
 import { defineCheck } from '../../engine/check.js';
 import { sessionContext } from '../../session.js';
 import { applyVerdict } from '../reputation-verdict.js';
@@ -29,9 +30,15 @@ export const senderDomain = defineCheck({
     ctx.cfg.edge.checks.senderDomain.enabled && !ctx.session.authorized && Boolean(ctx.tx.sender),
   onBackendError: { reason: 'sender.domain_error', mode: (cfg) => cfg.edge.checks.senderDomain.failureMode },
   async run(ctx) {
-    const r = await ctx.deps.backends.call('reputation', ctx.deps.backends.reputation.checkSenderDomain, {
-      session: sessionContext(ctx.session),
-    });
+    const session = sessionContext(ctx.session);
+    const r = await ctx.deps
+      .caches()
+      .senderDomains.through(
+        cacheKey(session.sender),
+        () =>
+          ctx.deps.backends.call('reputation', ctx.deps.backends.reputation.checkSenderDomain, { session }),
+        settled,
+      );
     return applyVerdict(r.verdict, REASONS, {
       errors: ['sender.domain_error'],
       skips: ['sender.domain_skipped'],

@@ -1,4 +1,5 @@
 import type { auth } from '@smtpguard/contracts';
+import { cacheKey } from '../../cache/lookups.js';
 import { defineCheck } from '../../engine/check.js';
 import type { Session } from '../../session.js';
 import { sessionContext } from '../../session.js';
@@ -57,11 +58,16 @@ export const sender = defineCheck({
   async run(ctx) {
     const s = ctx.session;
     const c = ctx.cfg.edge.checks.sender;
-    const r = await ctx.deps.backends.call('auth', ctx.deps.backends.auth.resolveSender, {
-      session: sessionContext(s),
-      address: ctx.input.address,
-      account: s.account,
-    });
+    const session = sessionContext(s);
+    // The answer depends on the address, the account and the client IP (an account's allowed IPs) only.
+    const key = cacheKey(ctx.input.address, s.account, session.authenticatedUser, session.clientIp);
+    const r = await ctx.deps.caches().senders.through(key, () =>
+      ctx.deps.backends.call('auth', ctx.deps.backends.auth.resolveSender, {
+        session,
+        address: ctx.input.address,
+        account: s.account,
+      }),
+    );
     ctx.tx.senderInfo = r;
     const attributes = { domain: r.domain, owner: r.ownerAccount, allowed_ip_rule: r.allowedIpRule };
     if (!ctx.input.address) return { outcome: 'pass', reason: 'mail.sender_remote' };

@@ -1,4 +1,5 @@
 import { reputation } from '@smtpguard/contracts';
+import { cacheKey, settled } from '../../cache/lookups.js';
 import { defineCheck } from '../../engine/check.js';
 import { sessionContext } from '../../session.js';
 import { applyVerdict } from '../reputation-verdict.js';
@@ -26,9 +27,15 @@ export const spf = defineCheck({
   enabled: (ctx) => ctx.cfg.edge.checks.spf.enabled && !ctx.session.authorized,
   onBackendError: { reason: 'spf.error', mode: (cfg) => cfg.edge.checks.spf.failureMode },
   async run(ctx) {
-    const r = await ctx.deps.backends.call('reputation', ctx.deps.backends.reputation.checkSender, {
-      session: sessionContext(ctx.session),
-    });
+    const session = sessionContext(ctx.session);
+    // SPF (with its explanation and Received-SPF) depends on the client IP, the HELO name and the sender only.
+    const r = await ctx.deps
+      .caches()
+      .spf.through(
+        cacheKey(session.clientIp, session.helo, session.sender),
+        () => ctx.deps.backends.call('reputation', ctx.deps.backends.reputation.checkSender, { session }),
+        settled,
+      );
     if (r.spf === reputation.SpfResult.SPF_RESULT_PASS) ctx.tx.spfPassDomain = r.spfDomain;
     const v = applyVerdict(r.verdict, REASONS, {
       errors: ['spf.temperror', 'spf.permerror'],

@@ -1,6 +1,7 @@
 import { auth } from '@smtpguard/contracts';
 import { BackendError } from '@smtpguard/grpc-kit';
 import { isReasonCode } from '@smtpguard/reasons';
+import { cacheKey } from '../../cache/lookups.js';
 import { defineCheck } from '../../engine/check.js';
 import { sessionContext } from '../../session.js';
 
@@ -41,11 +42,16 @@ export const recipient = defineCheck({
   async run(ctx) {
     let r: auth.ResolveRecipientResponse;
     try {
-      r = await ctx.deps.backends.call('auth', ctx.deps.backends.auth.resolveRecipient, {
-        session: sessionContext(ctx.session),
-        address: ctx.rcpt.address,
-        account: ctx.session.account,
-      });
+      const session = sessionContext(ctx.session);
+      // The answer depends on the address, the sender (lists, blocked sender domains) and the account only.
+      const key = cacheKey(ctx.rcpt.address, session.sender, ctx.session.account, session.authenticatedUser);
+      r = await ctx.deps.caches().recipients.through(key, () =>
+        ctx.deps.backends.call('auth', ctx.deps.backends.auth.resolveRecipient, {
+          session,
+          address: ctx.rcpt.address,
+          account: ctx.session.account,
+        }),
+      );
     } catch (err) {
       if (!(err instanceof BackendError)) throw err;
       const mode = ctx.cfg.edge.checks.recipient.failureMode;
