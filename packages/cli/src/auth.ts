@@ -1,5 +1,6 @@
 import { auth } from '@smtpguard/contracts';
 import { createClient, operatorMetadata, unary } from '@smtpguard/grpc-kit';
+import { takeFlag } from './flags.js';
 
 export const authUsage = `  auth lockouts [QUERY] [--locked] [--limit N]
                                            accounts and client IPs with failed logins (--locked: locked now)
@@ -7,7 +8,8 @@ export const authUsage = `  auth lockouts [QUERY] [--locked] [--limit N]
                                            forget the failed logins of an account or client IP (both kinds by default)
   auth quota show ACCOUNT                  the account's sending counters this hour and its limits
   auth quota reset ACCOUNT                 set the account's sending counters back to zero
-    (--address HOST:PORT of the auth service; default: auth.listen of --config, else 127.0.0.1:7101)`;
+    (--address HOST:PORT of the auth service; default: auth.listen of --config, else 127.0.0.1:7101;
+     --json: the service's answer as one JSON object)`;
 
 const iso = (d?: Date) => (d ? d.toISOString().replace('.000Z', 'Z') : '-');
 const kinds: Record<string, auth.LockoutKind> = {
@@ -28,11 +30,13 @@ export async function authCommand(
     unary('auth', client, method, req, 10_000, operatorMetadata(operator));
   try {
     const [sub, ...rest] = args;
+    const json = takeFlag(rest, '--json');
+    /** The answer as JSON with --json, else as text. */
+    const show = <T>(type: { toJSON(m: T): unknown }, r: T, text: () => void) =>
+      json ? out(JSON.stringify(type.toJSON(r))) : text();
     const limitAt = rest.indexOf('--limit');
     const limit = limitAt >= 0 ? Number(rest.splice(limitAt, 2)[1]) : 100;
-    const lockedAt = rest.indexOf('--locked');
-    const lockedOnly = lockedAt >= 0;
-    if (lockedOnly) rest.splice(lockedAt, 1);
+    const lockedOnly = takeFlag(rest, '--locked');
     if (sub === 'lockouts' && rest[0] === 'clear') {
       const [, value, kind] = rest;
       if (!value || (kind && !kinds[kind])) return usage(out);
@@ -40,18 +44,22 @@ export async function authCommand(
         value,
         kind: kind ? (kinds[kind] as auth.LockoutKind) : 0,
       });
-      out(
-        r.cleared ? `cleared ${r.cleared} counter(s) of ${value}` : `no failed logins counted for ${value}`,
+      show(auth.ClearLockoutResponse, r, () =>
+        out(
+          r.cleared ? `cleared ${r.cleared} counter(s) of ${value}` : `no failed logins counted for ${value}`,
+        ),
       );
       return r.cleared ? 0 : 1;
     }
     if (sub === 'lockouts') {
       const r = await call(client.listLockouts, { query: rest[0] ?? '', limit, lockedOnly });
-      out(['kind', 'failures', 'window started', 'locked until', 'value'].join('\t'));
-      for (const e of r.entries) {
-        const kind = e.kind === auth.LockoutKind.LOCKOUT_KIND_ACCOUNT ? 'account' : 'client';
-        out([kind, String(e.failures), iso(e.windowStarted), iso(e.lockedUntil), e.value].join('\t'));
-      }
+      show(auth.ListLockoutsResponse, r, () => {
+        out(['kind', 'failures', 'window started', 'locked until', 'value'].join('\t'));
+        for (const e of r.entries) {
+          const kind = e.kind === auth.LockoutKind.LOCKOUT_KIND_ACCOUNT ? 'account' : 'client';
+          out([kind, String(e.failures), iso(e.windowStarted), iso(e.lockedUntil), e.value].join('\t'));
+        }
+      });
       return 0;
     }
     if (sub === 'quota' && rest[1]) {
@@ -59,16 +67,20 @@ export async function authCommand(
       if (rest[0] === 'show') {
         const r = await call(client.getSendingCounters, { account });
         const lim = (n: number) => (n ? String(n) : 'no limit');
-        out(`account: ${r.account}`);
-        out(`messages this hour: ${r.messages} (limit ${lim(r.messageLimit)})`);
-        out(`recipients this hour: ${r.recipients} (limit ${lim(r.recipientLimit)})`);
-        out(`window started: ${iso(r.windowStarted)}`);
-        out(`limits from: ${r.limitSource}`);
+        show(auth.GetSendingCountersResponse, r, () => {
+          out(`account: ${r.account}`);
+          out(`messages this hour: ${r.messages} (limit ${lim(r.messageLimit)})`);
+          out(`recipients this hour: ${r.recipients} (limit ${lim(r.recipientLimit)})`);
+          out(`window started: ${iso(r.windowStarted)}`);
+          out(`limits from: ${r.limitSource}`);
+        });
         return 0;
       }
       if (rest[0] === 'reset') {
         const r = await call(client.resetSendingCounters, { account });
-        out(r.reset ? `reset the sending counters of ${account}` : `nothing counted for ${account}`);
+        show(auth.ResetSendingCountersResponse, r, () =>
+          out(r.reset ? `reset the sending counters of ${account}` : `nothing counted for ${account}`),
+        );
         return 0;
       }
     }

@@ -2,6 +2,7 @@ import { connect as tcpConnect } from 'node:net';
 import { connect as natsConnect } from '@nats-io/transport-node';
 import { type Config, ConfigError, loadConfig, parseConfig } from '@smtpguard/config';
 import { healthCheck } from '@smtpguard/grpc-kit';
+import { takeFlag } from './flags.js';
 
 export const opsUsage = `  config check FILE [-n] [--json]
                              validate a config file (exit 1 naming each bad key); -n: print the settings that
@@ -35,8 +36,8 @@ const redact = (key: string, value: unknown) => (/password/i.test(key) ? '[redac
 
 /** `smtpguard config check FILE [-n] [--json]`. */
 export async function configCommand(args: string[], out: (line: string) => void): Promise<number> {
-  const json = take(args, '--json');
-  const n = take(args, '-n');
+  const json = takeFlag(args, '--json');
+  const n = takeFlag(args, '-n');
   const [sub, file] = args;
   if (sub !== 'check' || !file) {
     out(`usage:\n${opsUsage}`);
@@ -99,7 +100,7 @@ export async function statusCommand(
   configPath: string,
   out: (line: string) => void,
 ): Promise<number> {
-  const json = take(args, '--json');
+  const json = takeFlag(args, '--json');
   const c = (await loadConfig(configPath)).config;
   const timeoutMs = 3000;
   const checks: Array<Promise<Part>> = (['auth', 'reputation', 'greylist'] as const).map(async (part) => {
@@ -140,10 +141,4 @@ export async function statusCommand(
     for (const p of parts)
       out([p.ok ? 'ok  ' : 'DOWN', p.part.padEnd(22), p.address.padEnd(22), p.status].join(' '));
   return parts.every((p) => p.ok) ? 0 : 1;
-}
-
-function take(args: string[], flag: string): boolean {
-  const i = args.indexOf(flag);
-  if (i >= 0) args.splice(i, 1);
-  return i >= 0;
 }

@@ -2,6 +2,7 @@ import { type LoadedConfig, loadConfig } from '@smtpguard/config';
 import { common, events } from '@smtpguard/contracts';
 import { readDecisionFile, readDecisionStream, type Window } from '@smtpguard/decisions';
 import { isReasonCode, reason, referenceIn, referenceOf, render, type Vars } from '@smtpguard/reasons';
+import { takeFlag } from './flags.js';
 
 export const whyUsage = `  why REFERENCE|MESSAGE-ID|IP|SENDER [--since T] [--until T] [--all] [--json]
                              the decisions of the sessions a refusal reference (or a message id, client IP,
@@ -142,11 +143,7 @@ function options(args: string[]): Options {
     args.splice(i, 2);
     return v;
   };
-  const flag = (name: string) => {
-    const i = args.indexOf(name);
-    if (i >= 0) args.splice(i, 1);
-    return i >= 0;
-  };
+  const flag = (name: string) => takeFlag(args, name);
   return {
     since: take('--since'),
     until: take('--until'),

@@ -133,6 +133,30 @@ describe('admin changes are decisions with the operator', () => {
   });
 });
 
+describe('admin commands with --json', () => {
+  it('prints the service answer as one JSON object', () => {
+    const add = cli('greylist', 'whitelist', 'add', 'recipient', 'json@example.test', '--json');
+    assert.equal(add.status, 0, add.stdout + add.stderr);
+    const list = cli('greylist', 'whitelist', '--json');
+    assert.equal(list.status, 0, list.stderr);
+    const entries = (JSON.parse(list.stdout) as { entries: Array<{ kind: string; value: string }> }).entries;
+    assert.ok(
+      entries.some((e) => e.kind === 'WHITELIST_KIND_RECIPIENT' && e.value === 'json@example.test'),
+      list.stdout,
+    );
+    const stats = JSON.parse(cli('greylist', 'stats', '--json').stdout) as Record<string, unknown>;
+    assert.ok(Number(stats.whitelistEntries) >= 1, JSON.stringify(stats));
+    const quota = cli('auth', 'quota', 'show', ALICE.user, '--json');
+    assert.equal(quota.status, 0, quota.stderr);
+    assert.equal((JSON.parse(quota.stdout) as { account: string }).account, ALICE.user);
+    const lockouts = cli('auth', 'lockouts', '--json');
+    assert.equal(lockouts.status, 0, lockouts.stderr);
+    assert.ok(Array.isArray((JSON.parse(lockouts.stdout) as { entries?: unknown[] }).entries ?? []));
+    // Without --json, text.
+    assert.throws(() => JSON.parse(cli('greylist', 'stats').stdout));
+  });
+});
+
 describe('smtpguard status', () => {
   it('reports every part up (exit 0), then a stopped service (exit 1)', async () => {
     const up = cli('status', '--json');
