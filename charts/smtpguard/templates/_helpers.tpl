@@ -367,6 +367,12 @@ Environment shared by the four containers. Input: dict root component.
   value: {{ .component | quote }}
 - name: OTEL_RESOURCE_ATTRIBUTES
   value: {{ join "," $attrs | quote }}
+{{- if $root.Values.metrics.prometheus.enabled }}
+- name: OTEL_METRICS_EXPORTER
+  value: {{ ternary "prometheus,otlp" "prometheus" (ne $root.Values.telemetry.otlpEndpoint "") | quote }}
+- name: OTEL_EXPORTER_PROMETHEUS_PORT
+  value: {{ $root.Values.metrics.prometheus.port | quote }}
+{{- end }}
 {{- with $root.Values.telemetry.otlpEndpoint }}
 - name: OTEL_EXPORTER_OTLP_ENDPOINT
   value: {{ . | quote }}
@@ -463,6 +469,11 @@ spec:
             {{- range .ports }}
             - name: {{ .name }}
               containerPort: {{ .containerPort }}
+              protocol: TCP
+            {{- end }}
+            {{- if $root.Values.metrics.prometheus.enabled }}
+            - name: metrics
+              containerPort: {{ $root.Values.metrics.prometheus.port }}
               protocol: TCP
             {{- end }}
           env:

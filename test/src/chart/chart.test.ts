@@ -12,7 +12,7 @@
 //   - TLS from an existing Secret or a cert-manager Certificate; the PROXY protocol switch;
 //   - hardened security contexts on every container, native gRPC probes on the backends, HTTP /readyz on the edge;
 //   - the edge's LoadBalancer Service (25 -> 2525, 587 -> 2587, 465 -> 2465 with TLS), HPA, PDB;
-//   - deny-by-default NetworkPolicy with the allow rules; dashboards ConfigMap; ServiceMonitor;
+//   - deny-by-default NetworkPolicy with the allow rules; dashboards ConfigMap; ServiceMonitor, PodMonitor;
 //   - values.schema.json and the template checks reject bad values;
 //   - values.yaml, values.schema.json, the README and the config schema stay in step.
 //
@@ -46,6 +46,7 @@ const EXTERNAL_NATS = ['--set', 'nats.enabled=false', '--set', 'externalNats.url
 const SERVICES = ['smtp-edge', 'auth', 'reputation', 'greylist'] as const;
 const BACKENDS = ['auth', 'reputation', 'greylist'] as const;
 const GRPC_PORT = { auth: 7101, reputation: 7102, greylist: 7103 } as const;
+const METRICS_PORT = 9464;
 
 // ---------------------------------------------------------------------------------------------
 // The parts of Kubernetes objects the assertions read.
@@ -128,7 +129,7 @@ interface ServiceSpec {
 }
 interface NetPolPeer {
   podSelector?: { matchLabels?: Labels };
-  namespaceSelector?: unknown;
+  namespaceSelector?: { matchLabels?: Labels };
   ipBlock?: { cidr: string };
 }
 interface NetPolRule {
@@ -400,8 +401,8 @@ function checkProbes(r: Rendered): void {
     }
     assert.deepEqual(
       c.ports?.map((p) => p.containerPort),
-      [GRPC_PORT[b]],
-      `${b}: exposes its gRPC port`,
+      [GRPC_PORT[b], METRICS_PORT],
+      `${b}: exposes its gRPC port and the metrics port`,
     );
   }
   // The edge: HTTP /readyz (backends considered) and /healthz on the health port the config opens.
@@ -526,6 +527,8 @@ function checkNetworkPolicy(r: Rendered): { edge: NetPolSpec; backends: Record<s
     const p = policyFor(b);
     backends[b] = p;
     for (const rule of p.ingress ?? []) {
+      // The metrics endpoint (metrics.prometheus) is the one other port open, for whoever scrapes it.
+      if (rule.ports?.every((port) => port.port === METRICS_PORT)) continue;
       assert.ok(rule.from && rule.from.length > 0, `${b}: ingress only from named peers`);
       for (const peer of rule.from) {
         assert.ok(
@@ -758,6 +761,78 @@ describe('helm template, production example (release "mx")', () => {
 
   it('renders the ServiceMonitor', () => {
     assert.equal(r.all('ServiceMonitor').length, 1);
+  });
+});
+
+describe('metrics: a Prometheus endpoint in every pod', () => {
+  it('on by default: each service container has the metrics port and tells the SDK to serve it', () => {
+    const r = render('smtpguard', 'mail', EXTERNAL_NATS);
+    for (const s of SERVICES) {
+      const c = r.container(s);
+      assert.equal(c.ports?.find((p) => p.name === 'metrics')?.containerPort, METRICS_PORT, s);
+      assert.equal(envOf(c, 'OTEL_METRICS_EXPORTER'), 'prometheus', s);
+      assert.equal(envOf(c, 'OTEL_EXPORTER_PROMETHEUS_PORT'), String(METRICS_PORT), s);
+    }
+    assert.equal(r.all('PodMonitor').length, 0, 'no PodMonitor unless asked');
+    const { edge, backends } = checkNetworkPolicy(r);
+    for (const p of [edge, ...Object.values(backends)]) {
+      const rule = p.ingress?.find((x) => x.ports?.some((port) => port.port === METRICS_PORT));
+      assert.ok(rule, 'the metrics port is reachable');
+      assert.equal(rule.from, undefined, 'from any peer when metrics.prometheus.allowFrom is empty');
+    }
+  });
+
+  it('with an OTLP endpoint, pushes too; allowFrom limits who scrapes; a PodMonitor on request', () => {
+    const r = render('smtpguard', 'mail', [
+      ...EXTERNAL_NATS,
+      '--set',
+      'telemetry.otlpEndpoint=http://collector:4318',
+      '--set',
+      'metrics.podMonitor.enabled=true',
+      '--set-json',
+      'metrics.prometheus.allowFrom=[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"monitoring"}}}]',
+    ]);
+    assert.equal(envOf(r.container('auth'), 'OTEL_METRICS_EXPORTER'), 'prometheus,otlp');
+    const pm = r.all('PodMonitor');
+    assert.equal(pm.length, 1);
+    const spec = specOf<{ selector: { matchLabels: Labels }; podMetricsEndpoints: Array<{ port: string }> }>(
+      pm[0] as K8s,
+    );
+    assert.deepEqual(
+      spec.podMetricsEndpoints.map((e) => e.port),
+      ['metrics'],
+    );
+    for (const s of SERVICES) {
+      const labels = specOf<DeploymentSpec>(r.deployment(s)).template.metadata.labels;
+      assert.ok(selects(spec.selector.matchLabels, labels), `the PodMonitor selects ${s}`);
+    }
+    const { backends } = checkNetworkPolicy(r);
+    const rule = backends.auth?.ingress?.find((x) => x.ports?.some((port) => port.port === METRICS_PORT));
+    assert.deepEqual(
+      rule?.from?.map((peer) => peer.namespaceSelector?.matchLabels),
+      [{ 'kubernetes.io/metadata.name': 'monitoring' }],
+    );
+  });
+
+  it('off: no port, no exporter variable; a PodMonitor then fails with a reason', () => {
+    const r = render('smtpguard', 'mail', [...EXTERNAL_NATS, '--set', 'metrics.prometheus.enabled=false']);
+    for (const s of SERVICES) {
+      assert.equal(
+        r.container(s).ports?.find((p) => p.name === 'metrics'),
+        undefined,
+      );
+      assert.equal(envOf(r.container(s), 'OTEL_METRICS_EXPORTER'), undefined);
+    }
+    assert.match(
+      renderFails([
+        ...EXTERNAL_NATS,
+        '--set',
+        'metrics.prometheus.enabled=false',
+        '--set',
+        'metrics.podMonitor.enabled=true',
+      ]),
+      /metrics\.podMonitor\.enabled needs metrics\.prometheus\.enabled/,
+    );
   });
 });
 
@@ -1263,12 +1338,14 @@ describe('rendered manifests pass the Kubernetes JSON schemas', () => {
     'edge.proxyProtocol.provider=hetzner',
     '--set',
     'metrics.serviceMonitor.enabled=true',
+    '--set',
+    'metrics.podMonitor.enabled=true',
   ];
   for (const [name, args] of [
     ['default values (NATS run by the chart)', []],
     ['no NATS (greylist PVC)', NO_NATS],
     ['production example', ['-f', productionValues]],
-    ['NATS cluster, replicas, TLS via cert-manager, PROXY, ServiceMonitor', everything],
+    ['NATS cluster, replicas, TLS via cert-manager, PROXY, ServiceMonitor, PodMonitor', everything],
     [
       'TLS from a Secret, no autoscaling',
       [
