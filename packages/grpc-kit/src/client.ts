@@ -100,6 +100,21 @@ export function createClient<C extends Client>(Ctor: ClientCtor<C>, address: str
   });
 }
 
+/** The callback of a call: records its metric, then resolves with the answer or rejects with a BackendError. */
+function answered<Res>(
+  backend: string,
+  method: { name: string },
+  started: number,
+  resolve: (res: Res) => void,
+  reject: (err: BackendError) => void,
+): (err: ServiceError | null, res: Res) => void {
+  return (err, res) => {
+    rpcMetric(method, err, started);
+    if (err) reject(new BackendError(backend, method.name || 'call', err.code, err.details || err.message));
+    else resolve(res);
+  };
+}
+
 type UnaryMethod<Req, Res> = (
   request: Req,
   metadata: Metadata,
@@ -123,12 +138,7 @@ export function unary<Req, Res>(
       request,
       metadataWithTraceContext(metadata),
       { deadline: Date.now() + deadlineMs },
-      (err, res) => {
-        rpcMetric(method, err, started);
-        if (err)
-          reject(new BackendError(backend, method.name || 'call', err.code, err.details || err.message));
-        else resolve(res);
-      },
+      answered(backend, method, started, resolve, reject),
     );
   });
 }
@@ -157,12 +167,7 @@ export async function clientStream<Req, Res>(
       client,
       metadataWithTraceContext(new Metadata()),
       { deadline: Date.now() + deadlineMs },
-      (err, res) => {
-        rpcMetric(method, err, started);
-        if (err)
-          reject(new BackendError(backend, method.name || 'call', err.code, err.details || err.message));
-        else resolve(res);
-      },
+      answered(backend, method, started, resolve, reject),
     );
   });
   let settled = false;
