@@ -11,7 +11,12 @@ import {
   startNats,
   waitFor,
 } from '@smtpguard/testing';
-import { type DashboardFile, dashboardProblems, readDashboards } from '../harness/dashboards.js';
+import {
+  type DashboardFile,
+  dashboardProblems,
+  logQueryProblems,
+  readDashboards,
+} from '../harness/dashboards.js';
 import { type DnsServer, startDnsServer } from '../harness/dns-server.js';
 import { type Sample, scrape, total } from '../harness/prometheus.js';
 import { RawSmtp } from '../harness/raw-smtp.js';
@@ -258,6 +263,44 @@ describe('Grafana dashboards (charts/smtpguard/dashboards) against the scrape', 
 
   it('names only metrics and labels the services export', () => {
     assert.deepEqual(dashboardProblems(readDashboards(dir), all()), []);
+  });
+
+  it('the logs panel asks Loki only for fields a refusal decision log line has', () => {
+    // A refusal the run produced (relay denied), as the edge logged it: the line Loki would hold.
+    const line = sys.system.logs.find(
+      (l) => l.event === 'decision' && l.reason === 'relay.denied' && Number(l.reply_code) >= 400,
+    );
+    assert.ok(line, 'the edge logged the relay refusal as a decision line');
+    const dashboards = readDashboards(dir);
+    assert.ok(
+      dashboards.some((d) =>
+        d.json.panels.some((p) => p.targets?.some((t) => t.datasource?.type === 'loki')),
+      ),
+      'a Loki panel exists',
+    );
+    assert.deepEqual(logQueryProblems(dashboards, line), []);
+    // And it would notice one that is not there.
+    const bad: DashboardFile = {
+      file: 'bad.json',
+      json: {
+        uid: 'bad',
+        panels: [
+          {
+            title: 'l',
+            targets: [
+              {
+                datasource: { type: 'loki' },
+                expr: '{container="x"} | json | event="decision" | result="fail" | line_format "{{.client}}"',
+              },
+            ],
+          },
+        ],
+      },
+    };
+    assert.deepEqual(logQueryProblems([bad], line), [
+      'bad.json "l": field result is not in a decision log line',
+      'bad.json "l": field client is not in a decision log line',
+    ]);
   });
 
   it('would notice a metric or label that does not exist', () => {

@@ -5,7 +5,7 @@ export interface DashboardFile {
   file: string;
   json: {
     uid: string;
-    panels: Array<{ title?: string; targets?: Array<{ expr?: string }> }>;
+    panels: Array<{ title?: string; targets?: Array<{ expr?: string; datasource?: { type?: string } }> }>;
     templating?: { list: Array<{ name: string; query?: string | { query?: string } }> };
   };
 }
@@ -89,7 +89,8 @@ export function dashboardProblems(dashboards: DashboardFile[], samples: Sample[]
   };
   for (const { file, json } of dashboards) {
     for (const p of json.panels) {
-      for (const t of p.targets ?? []) if (t.expr) check(`${file} "${p.title}"`, t.expr);
+      for (const t of p.targets ?? [])
+        if (t.expr && t.datasource?.type !== 'loki') check(`${file} "${p.title}"`, t.expr);
     }
     for (const v of json.templating?.list ?? []) {
       const q = typeof v.query === 'string' ? v.query : v.query?.query;
@@ -100,6 +101,34 @@ export function dashboardProblems(dashboards: DashboardFile[], samples: Sample[]
       if (!labels.has(metric)) problems.push(`${file} variable ${v.name}: metric ${metric} is not exported`);
       else if (!labels.get(metric)?.has(label))
         problems.push(`${file} variable ${v.name}: label ${label} is not on ${metric}`);
+    }
+  }
+  return problems;
+}
+
+/**
+ * What in the dashboards' LogQL (Loki targets) names a field the services' decision log lines do not have: every
+ * field of a label filter after `| json` (`| field op value`) and every `{{.field}}` of line_format must be a key
+ * of `line`, a refusal decision as a service logged it. A query with no `event="decision"` filter is a problem too.
+ */
+export function logQueryProblems(dashboards: DashboardFile[], line: Record<string, unknown>): string[] {
+  const problems: string[] = [];
+  for (const { file, json } of dashboards) {
+    for (const p of json.panels) {
+      for (const t of p.targets ?? []) {
+        if (t.datasource?.type !== 'loki' || !t.expr) continue;
+        const where = `${file} "${p.title}"`;
+        if (!/\|\s*event\s*=\s*"decision"/.test(t.expr))
+          problems.push(`${where}: no event="decision" filter`);
+        const pipeline = t.expr.slice(t.expr.indexOf('}') + 1);
+        const fields = new Set<string>();
+        for (const m of pipeline.matchAll(/\|\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|>=|<=|==|=|>|<)/g))
+          fields.add(m[1] as string);
+        for (const m of pipeline.matchAll(/\{\{\s*\.([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}/g))
+          fields.add(m[1] as string);
+        for (const f of fields)
+          if (!(f in line)) problems.push(`${where}: field ${f} is not in a decision log line`);
+      }
     }
   }
   return problems;
