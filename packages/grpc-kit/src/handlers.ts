@@ -35,14 +35,6 @@ export function unaryHandler<Req, Res>(
   };
 }
 
-/** A handler for an RPC of the contract that this service version does not offer yet. */
-export function notImplemented<Req, Res>(rpc: string): handleUnaryCall<Req, Res> {
-  return (_call, callback) =>
-    callback(
-      toServiceError(new GrpcStatusError(status.UNIMPLEMENTED, `${rpc} is not implemented in this version`)),
-    );
-}
-
 /**
  * Adapts an async function to a grpc-js client-streaming handler: it gets the request stream as an async
  * iterable (backpressure holds), its result or thrown error is the answer.

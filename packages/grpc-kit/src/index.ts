@@ -2,7 +2,6 @@ export { BackendError, clientStream, createClient, unary } from './client.js';
 export {
   clientStreamHandler,
   GrpcStatusError,
-  notImplemented,
   OPERATOR_METADATA,
   operatorMetadata,
   operatorOf,
