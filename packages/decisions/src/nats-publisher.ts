@@ -111,6 +111,8 @@ export class NatsDecisionPublisher implements DecisionPublisher {
       timeout: this.opts.connectTimeoutMs,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,
+      // No stack captured for every request (a publish is one): it cost more than the publish itself.
+      noAsyncTraces: true,
     });
     try {
       await this.ensureStream(nc);

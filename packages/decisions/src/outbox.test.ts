@@ -28,7 +28,7 @@ function publishAll(box: Outbox, batch = 2): Pending[] {
 describe('Outbox (write-ahead journal of decisions)', () => {
   it('gives the decisions back in order, byte for byte, and starts over once all are acknowledged', async () => {
     const p = await path();
-    const box = new Outbox(p, 1 << 20);
+    const box = new Outbox(p, 1 << 20, 0);
     for (const i of [1, 2, 3]) assert.equal(box.append(pending(i)), true);
     assert.equal(box.size, 3);
     const sent = publishAll(box);
@@ -39,6 +39,30 @@ describe('Outbox (write-ahead journal of decisions)', () => {
     assert.equal(box.size, 0);
     assert.equal(readFileSync(p, 'utf8'), '', 'the journal started over');
     box.close();
+  });
+
+  it('below startOverBytes keeps the file, and a restart sends nothing that was acknowledged', async () => {
+    const p = await path();
+    const box = new Outbox(p, 1 << 20, 10_000);
+    for (const i of [1, 2, 3]) box.append(pending(i));
+    publishAll(box);
+    assert.equal(box.size, 0);
+    assert.notEqual(readFileSync(p, 'utf8'), '', 'not truncated for every acknowledgement');
+    for (let i = 4; i < 200; i++) {
+      box.append(pending(i));
+      publishAll(box);
+    }
+    // Each time it passed 10,000 bytes with everything acknowledged, it started over (a line is ~150 bytes).
+    const size = readFileSync(p, 'utf8').length;
+    assert.ok(size > 0 && size < 10_000, `journal of ${size} bytes`);
+    box.append(pending(1000));
+    box.close();
+    const next = new Outbox(p, 1 << 20, 10_000);
+    assert.deepEqual(
+      publishAll(next).map((x) => x.id),
+      ['id-1000'],
+    );
+    next.close();
   });
 
   it('keeps what was not acknowledged: a new process sends it after a stop or a kill', async () => {

@@ -1,6 +1,7 @@
 import {
   closeSync,
   fstatSync,
+  ftruncateSync,
   mkdirSync,
   openSync,
   readFileSync,
@@ -28,6 +29,9 @@ interface Line {
 
 // How much of the journal is read back at once when it is replayed.
 const READ_CHUNK = 256 * 1024;
+// The journal starts over (truncated, its acknowledged point saved as 0) once everything in it is acknowledged
+// and it has grown past this: one truncation per megabyte of decisions, not one per decision.
+const START_OVER_BYTES = 1 << 20;
 
 /**
  * A write-ahead journal of decisions: each one is appended to the file (one write(2), no fsync: the page cache
@@ -35,7 +39,8 @@ const READ_CHUNK = 256 * 1024;
  * kept beside it. What lies after that point (NATS away, the process stopped or killed) is sent in order by this
  * process once NATS is reachable, or by the next one after a restart; a re-sent decision is absorbed by the
  * stream's de-duplication (Nats-Msg-Id). Bounded by maxBytes of unacknowledged decisions: beyond it new ones are
- * dropped and counted, never the ones already kept. The file starts over when everything in it was acknowledged.
+ * dropped and counted, never the ones already kept. The file starts over when everything in it was acknowledged
+ * and it is larger than `startOverBytes`.
  */
 export class Outbox {
   private fd: number;
@@ -48,10 +53,13 @@ export class Outbox {
   private ackTimer: NodeJS.Timeout | undefined;
   /** Decisions refused because the journal was full. */
   dropped = 0;
+  /** Read buffer of forEach, allocated once (next() runs for every batch published). */
+  private readonly chunk = Buffer.allocUnsafe(READ_CHUNK);
 
   constructor(
     readonly path: string,
     private readonly maxBytes: number,
+    private readonly startOverBytes = START_OVER_BYTES,
   ) {
     mkdirSync(dirname(path), { recursive: true });
     this.fd = openSync(path, 'a+');
@@ -108,7 +116,7 @@ export class Outbox {
     if (end <= this.acked) return;
     this.acked = end;
     this.pending = Math.max(0, this.pending - count);
-    if (this.acked === this.written) {
+    if (this.acked === this.written && this.written >= this.startOverBytes) {
       // Everything is in the stream: start the file over.
       this.reset();
       return;
@@ -130,8 +138,8 @@ export class Outbox {
   private reset(): void {
     clearTimeout(this.ackTimer);
     this.ackTimer = undefined;
-    closeSync(this.fd);
-    this.fd = openSync(this.path, 'w+');
+    // Appends (the file is open with O_APPEND) go on at the new end, 0.
+    ftruncateSync(this.fd, 0);
     this.written = 0;
     this.acked = 0;
     this.pending = 0;
@@ -155,7 +163,7 @@ export class Outbox {
   private forEach(from: number, visit: (line: Line, end: number) => boolean): void {
     let pos = from;
     let carry = Buffer.alloc(0);
-    const chunk = Buffer.allocUnsafe(READ_CHUNK);
+    const chunk = this.chunk;
     while (pos + carry.length < this.written) {
       const n = readSync(this.fd, chunk, 0, READ_CHUNK, pos + carry.length);
       if (n <= 0) break;
