@@ -48,15 +48,24 @@ export function isTransient(err: unknown): boolean {
   );
 }
 
-/** Runs op, again on transient errors (50, 100, 200, 400, 500, 500... ms apart) until retryMs has passed. */
-async function withRetry<T>(nc: NatsConnection, retryMs: number, op: () => Promise<T>): Promise<T> {
+/**
+ * Runs op, again on transient errors (and those `opts.also` accepts), 50, 100, 200, 400, 500, 500... ms apart,
+ * until retryMs has passed.
+ */
+async function withRetry<T>(
+  nc: NatsConnection,
+  retryMs: number,
+  op: () => Promise<T>,
+  opts: { also?: (err: unknown) => boolean } = {},
+): Promise<T> {
   const until = Date.now() + retryMs;
   for (let attempt = 0; ; attempt++) {
     try {
       return await op();
     } catch (err) {
       const pause = Math.min(50 * 2 ** attempt, 500);
-      if (!isTransient(err) || nc.isClosed() || Date.now() + pause > until) throw err;
+      const again = isTransient(err) || opts.also?.(err) === true;
+      if (!again || nc.isClosed() || Date.now() + pause > until) throw err;
       await new Promise((r) => setTimeout(r, pause));
     }
   }
@@ -138,13 +147,28 @@ export class NatsKvStore implements KvStore {
   async bucket<T>(name: string, opts: BucketOptions): Promise<KvBucket<T>> {
     const full = checkBucketName(`${this.opts.prefix}_${name}`);
     const maxAgeMs = opts.maxAgeSeconds * 1000;
-    const kv = await this.kvm.create(full, {
-      history: 1,
-      ttl: maxAgeMs,
-      replicas: this.opts.replicas ?? 1,
-      timeout: this.timeout,
-    });
-    await alignMaxAge(this.jsm, `KV_${full}`, maxAgeMs);
+    // On a cluster that just formed, the stream a replicated bucket is created as may not be found for a moment
+    // (its raft group still electing): creating (idempotent) and aligning are asked again for up to the request
+    // timeout (at least 2 s), then the error stands.
+    const settling = { also: (err: unknown) => /stream not found/i.test((err as Error)?.message ?? '') };
+    const kv = await withRetry(
+      this.nc,
+      Math.max(this.timeout, 2000),
+      () =>
+        this.kvm.create(full, {
+          history: 1,
+          ttl: maxAgeMs,
+          replicas: this.opts.replicas ?? 1,
+          timeout: this.timeout,
+        }),
+      settling,
+    );
+    await withRetry(
+      this.nc,
+      Math.max(this.timeout, 2000),
+      () => alignMaxAge(this.jsm, `KV_${full}`, maxAgeMs),
+      settling,
+    );
     return new NatsBucket<T>(full, kv, <R>(op: () => Promise<R>) =>
       withRetry(this.nc, this.opts.retryMs ?? 0, op),
     );
