@@ -158,13 +158,27 @@ interface Target {
 
 async function spawnReady(name: string, args: string[], ready: RegExp): Promise<ChildProcess> {
   const child = spawn(settings.node, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  await untilReady(child, name, (line) => ready.test(line), 20);
+  return child;
+}
+
+/**
+ * Waits until the child writes a line `ready` accepts (stdout or stderr); rejects when it exits first or after
+ * 60 s, with its last lines. Returns those lines, kept (at most `keep`) as the child goes on writing.
+ */
+async function untilReady(
+  child: ChildProcess,
+  name: string,
+  ready: (line: string) => boolean,
+  keep: number,
+): Promise<string[]> {
   const tail: string[] = [];
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${name} did not start: ${tail.join('\n')}`)), 60_000);
     const onLine = (line: string) => {
       tail.push(line);
-      if (tail.length > 20) tail.shift();
-      if (ready.test(line)) {
+      if (tail.length > keep) tail.shift();
+      if (ready(line)) {
         clearTimeout(timer);
         resolve();
       }
@@ -176,7 +190,7 @@ async function spawnReady(name: string, args: string[], ready: RegExp): Promise<
       reject(new Error(`${name} exited (${code}): ${tail.join('\n')}`));
     });
   });
-  return child;
+  return tail;
 }
 
 function stopChild(child: ChildProcess): Promise<void> {
@@ -278,24 +292,7 @@ async function startSmtpguard(name: string, dns: string, checksOn: boolean, dir:
     stdio: ['ignore', 'pipe', 'pipe'],
     env: cpuProf ? { ...process.env, NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${cpuProf}` } : process.env,
   });
-  const tail: string[] = [];
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} did not start: ${tail.join('\n')}`)), 60_000);
-    const onLine = (line: string) => {
-      tail.push(line);
-      if (tail.length > 200) tail.shift();
-      if (line.includes('smtpguard is running')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', onLine);
-    createInterface({ input: child.stderr as NodeJS.ReadableStream }).on('line', onLine);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${name} exited (${code}): ${tail.join('\n')}`));
-    });
-  });
+  const tail = await untilReady(child, name, (line) => line.includes('smtpguard is running'), 200);
   const pid = child.pid as number;
   return { name, port: mx, child, pids: () => tree(pid), stop: () => stopChild(child), logTail: () => tail };
 }
