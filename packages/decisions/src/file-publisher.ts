@@ -4,9 +4,14 @@ import { events } from '@smtpguard/contracts';
 import { decisionSubject } from './decision.js';
 import type { DecisionPublisher } from './publisher.js';
 
-/** Embedded mode: one JSON object a line (the Decision's proto3 JSON form plus its subject). */
+/**
+ * Embedded mode: one JSON object a line (the Decision's proto3 JSON form plus its subject). The lines of one turn
+ * of the event loop go out in one write (a message's checks record several decisions at once).
+ */
 export class FileDecisionPublisher implements DecisionPublisher {
   private out: WriteStream;
+  private pending: string[] = [];
+  private scheduled = false;
 
   constructor(readonly path: string) {
     mkdirSync(dirname(path), { recursive: true });
@@ -15,10 +20,21 @@ export class FileDecisionPublisher implements DecisionPublisher {
 
   publish(d: events.Decision): void {
     const line = JSON.stringify({ subject: decisionSubject(d), ...(events.Decision.toJSON(d) as object) });
-    this.out.write(`${line}\n`);
+    this.pending.push(line);
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    if (!this.pending.length) return;
+    this.out.write(`${this.pending.join('\n')}\n`);
+    this.pending = [];
   }
 
   async close(): Promise<void> {
+    this.flush();
     await new Promise<void>((resolve) => this.out.end(resolve));
   }
 }

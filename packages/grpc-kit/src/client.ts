@@ -101,7 +101,7 @@ export function createClient<C extends Client>(Ctor: ClientCtor<C>, address: str
 }
 
 /** The callback of a call: records its metric, then resolves with the answer or rejects with a BackendError. */
-function answered<Res>(
+export function answered<Res>(
   backend: string,
   method: { name: string },
   started: number,

@@ -9,5 +9,6 @@ export {
 } from './handlers.js';
 export { healthCheck } from './health-client.js';
 export { onShutdownSignal, runMain } from './lifecycle.js';
+export { LocalServices, localClientStream, localUnary, type MethodRef } from './local.js';
 export { type RunningGrpcServer, type ServiceBinding, startGrpcServer } from './server.js';
 export { inCallerContext, metadataWithTraceContext } from './trace-context.js';

@@ -1,6 +1,8 @@
-// `pnpm start`: the whole system on one machine, with the embedded defaults of the given config file.
+// `pnpm start`: the whole system on one machine, with the embedded defaults of the given config file. By default
+// the four services run in this one process (`--processes one`); `--processes per-service` starts each as a
+// child process instead, as they run in Kubernetes (docs/operations.md).
 import { readFileSync } from 'node:fs';
-import { configPathFromArgs, loadConfig } from '@smtpguard/config';
+import { configPathFromArgs, type LoadedConfig, loadConfig } from '@smtpguard/config';
 import { prometheusEnv, SERVICES, startSystem } from './system.js';
 
 // Where `pnpm start` serves each service's metrics, unless OTEL_METRICS_EXPORTER says otherwise.
@@ -12,11 +14,8 @@ async function main(): Promise<void> {
   const loaded = await loadConfig(path); // fail here, once, with the key and the problem
   const c = loaded.config;
   const scrape = !process.env.OTEL_METRICS_EXPORTER;
-  const system = await startSystem({
-    configPath: loaded.file,
-    serviceEnv: scrape ? prometheusEnv(PROMETHEUS_HOST, PROMETHEUS_FIRST_PORT) : undefined,
-    onLog: (_line, raw) => process.stdout.write(`${raw}\n`),
-  });
+  const mode = processesFromArgs();
+  const system = mode === 'one' ? await startHere(loaded, scrape) : await startChildren(loaded, scrape);
   const l = c.edge.listeners;
   const hop = c.edge.nextHop;
   const lines = [
@@ -30,8 +29,11 @@ async function main(): Promise<void> {
     `  accepted mail              ${hop.type === 'spool' ? `${loaded.statePath(hop.dir)}/new` : `${hop.type}://${hop.host}:${hop.port}`}`,
     `  decisions                  ${c.nats.url ? `NATS ${c.nats.url} stream ${c.nats.decisionStream}` : loaded.statePath(c.decisions.file)}`,
     scrape
-      ? `  metrics (Prometheus)       ${SERVICES.map((s, i) => `${s} http://${PROMETHEUS_HOST}:${PROMETHEUS_FIRST_PORT + i}/metrics`).join('  ')}`
+      ? mode === 'one'
+        ? `  metrics (Prometheus)       http://${PROMETHEUS_HOST}:${PROMETHEUS_FIRST_PORT}/metrics`
+        : `  metrics (Prometheus)       ${SERVICES.map((s, i) => `${s} http://${PROMETHEUS_HOST}:${PROMETHEUS_FIRST_PORT + i}/metrics`).join('  ')}`
       : '',
+    `  processes                  ${mode === 'one' ? `one (pid ${process.pid})` : 'one per service'}`,
     `  config                     ${loaded.file}`,
     '',
   ].filter((x) => x !== '');
@@ -56,14 +58,57 @@ async function main(): Promise<void> {
     stop();
   }, 500);
   watch.unref();
-  for (const s of system.services.values()) {
-    void s.exited.then((code) => {
-      if (stopping) return;
-      process.stderr.write(`smtpguard: ${s.name} exited unexpectedly (code ${code}); stopping the rest\n`);
-      stopping = true;
-      void system.stop().then(() => process.exit(1));
-    });
+  system.onUnexpectedExit((why) => {
+    if (stopping) return;
+    process.stderr.write(`smtpguard: ${why}; stopping the rest\n`);
+    stopping = true;
+    void system.stop().then(() => process.exit(1));
+  });
+}
+
+interface Started {
+  stop(): Promise<void>;
+  /** Called when a part of the system ends without being told to. */
+  onUnexpectedExit(listener: (why: string) => void): void;
+}
+
+/** `--processes one` (the default) or `--processes per-service`. */
+function processesFromArgs(argv = process.argv.slice(2)): 'one' | 'per-service' {
+  const i = argv.indexOf('--processes');
+  const v = i >= 0 ? argv[i + 1] : 'one';
+  if (v === 'one' || v === 'per-service') return v;
+  throw new Error(`--processes must be "one" or "per-service", not "${v}"`);
+}
+
+/** The four services in this process; telemetry is started first, before any service code is imported. */
+async function startHere(loaded: LoadedConfig, scrape: boolean): Promise<Started> {
+  process.env.OTEL_SERVICE_NAME ??= 'smtpguard';
+  if (scrape) {
+    process.env.OTEL_METRICS_EXPORTER = 'prometheus';
+    process.env.OTEL_EXPORTER_PROMETHEUS_HOST = PROMETHEUS_HOST;
+    process.env.OTEL_EXPORTER_PROMETHEUS_PORT = String(PROMETHEUS_FIRST_PORT);
   }
+  await import('@smtpguard/telemetry/register');
+  const { startOneProcess } = await import('./one-process.js');
+  const running = await startOneProcess(loaded);
+  return { stop: () => running.stop(), onUnexpectedExit: () => undefined };
+}
+
+/** Each service as a child process of this one, its log lines passed on to stdout. */
+async function startChildren(loaded: LoadedConfig, scrape: boolean): Promise<Started> {
+  const system = await startSystem({
+    configPath: loaded.file,
+    serviceEnv: scrape ? prometheusEnv(PROMETHEUS_HOST, PROMETHEUS_FIRST_PORT) : undefined,
+    onLog: (_line, raw) => process.stdout.write(`${raw}\n`),
+  });
+  return {
+    stop: () => system.stop(),
+    onUnexpectedExit(listener) {
+      for (const s of system.services.values()) {
+        void s.exited.then((code) => listener(`${s.name} exited unexpectedly (code ${code})`));
+      }
+    },
+  };
 }
 
 /** This process's parent, its parent, ... up to (not including) init; just the parent where /proc is missing. */

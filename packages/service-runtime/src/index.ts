@@ -6,7 +6,14 @@ import {
   loadConfig,
 } from '@smtpguard/config';
 import { createDecisionPublisher, DecisionRecorder } from '@smtpguard/decisions';
-import { onShutdownSignal, runMain, type ServiceBinding, startGrpcServer } from '@smtpguard/grpc-kit';
+import {
+  LocalServices,
+  onShutdownSignal,
+  type RunningGrpcServer,
+  runMain,
+  type ServiceBinding,
+  startGrpcServer,
+} from '@smtpguard/grpc-kit';
 import { createLogger, type Logger } from '@smtpguard/logging';
 import { stopTelemetry } from '@smtpguard/telemetry';
 
@@ -15,6 +22,11 @@ export interface ServiceContext {
   config: ConfigHandle;
   logger: Logger;
   decisions: DecisionRecorder;
+  /**
+   * The services started before this one in the same process (the one-process mode), callable without gRPC;
+   * empty when each service has its own process.
+   */
+  local: LocalServices;
 }
 
 export interface ServiceParts {
@@ -24,31 +36,86 @@ export interface ServiceParts {
   stop?: () => Promise<void>;
 }
 
+export interface ServiceSpec {
+  name: string;
+  build: (ctx: ServiceContext) => Promise<ServiceParts>;
+}
+
+export interface RunningServices {
+  /** The logger of the first service (for the process's own lines). */
+  logger: Logger;
+  /** Stops the services in the reverse order of their start: gRPC first, then their parts, then decisions. */
+  stop(): Promise<void>;
+}
+
 /**
- * The life of every smtpguard process: load and validate the config (a bad file exits 1 naming the key),
- * create the logger and decision publisher, build the service, serve, watch the config, and on SIGTERM
+ * Starts services in this process, in the given order, on one config: each gets its own logger and decision
+ * recorder (as in a process of its own) and the gRPC services of those before it as local services. Each logs
+ * "<name> started" once it serves. The config file is watched once for all.
+ */
+export async function startServices(loaded: LoadedConfig, specs: ServiceSpec[]): Promise<RunningServices> {
+  const config = new ConfigHandle(loaded);
+  const local = new LocalServices();
+  const started: Array<{
+    logger: Logger;
+    grpc?: RunningGrpcServer;
+    parts: ServiceParts;
+    decisions: DecisionRecorder;
+  }> = [];
+  const stop = async () => {
+    config.close();
+    for (const s of [...started].reverse()) {
+      await s.grpc?.shutdown();
+      await s.parts.stop?.();
+      await s.decisions.close();
+    }
+    await stopTelemetry();
+  };
+  try {
+    for (const { name, build } of specs) {
+      const logger = createLogger(name, { level: loaded.config.logLevel, instance: loaded.config.instance });
+      const publisher = await createDecisionPublisher(loaded, name, logger);
+      const decisions = new DecisionRecorder(name, publisher, logger);
+      let parts: ServiceParts;
+      try {
+        parts = await build({ config, logger, decisions, local });
+      } catch (err) {
+        await decisions.close();
+        throw err;
+      }
+      const entry: (typeof started)[number] = { logger, parts, decisions };
+      started.push(entry);
+      if (parts.grpc) {
+        entry.grpc = await startGrpcServer(parts.grpc.listen(loaded.config), parts.grpc.bindings, logger);
+        for (const b of parts.grpc.bindings) local.add(b);
+      }
+      config.onChange((c) => {
+        logger.level = c.config.logLevel;
+        logger.info({ file: c.file }, 'config reloaded');
+      });
+      // Always printed, whatever logLevel: the launcher and operators wait for this line.
+      logger.child({}, { level: 'info' }).info({ config: loaded.file }, `${name} started`);
+    }
+  } catch (err) {
+    await stop().catch(() => undefined);
+    throw err;
+  }
+  const first = started[0]?.logger ?? createLogger('smtpguard', { level: loaded.config.logLevel });
+  config.watch((err) =>
+    first.error({ err: err.message }, 'config change rejected; keeping the previous config'),
+  );
+  return { logger: first, stop };
+}
+
+/**
+ * The life of every smtpguard service process: load and validate the config (a bad file exits 1 naming the
+ * key), create the logger and decision publisher, build the service, serve, watch the config, and on SIGTERM
  * stop in order. main.ts of each service only passes its build function.
  */
-export function runService(name: string, build: (ctx: ServiceContext) => Promise<ServiceParts>): void {
+export function runService(name: string, build: ServiceSpec['build']): void {
   runMain(name, async () => {
     const loaded: LoadedConfig = await loadConfig(configPathFromArgs());
-    const config = new ConfigHandle(loaded);
-    const logger = createLogger(name, { level: loaded.config.logLevel, instance: loaded.config.instance });
-    const publisher = await createDecisionPublisher(loaded, name, logger);
-    const decisions = new DecisionRecorder(name, publisher, logger);
-    const parts = await build({ config, logger, decisions });
-    const grpc = parts.grpc
-      ? await startGrpcServer(parts.grpc.listen(loaded.config), parts.grpc.bindings, logger)
-      : undefined;
-    config.watch((err) =>
-      logger.error({ err: err.message }, 'config change rejected; keeping the previous config'),
-    );
-    config.onChange((c) => {
-      logger.level = c.config.logLevel;
-      logger.info({ file: c.file }, 'config reloaded');
-    });
-    // Always printed, whatever logLevel: the launcher and operators wait for this line.
-    logger.child({}, { level: 'info' }).info({ config: loaded.file }, `${name} started`);
+    const running = await startServices(loaded, [{ name, build }]);
     // Started by a launcher that is gone (killed without stopping us): stop as if told to, rather than run on
     // with nobody to stop us. In a container the parent never changes.
     const parent = process.ppid;
@@ -58,12 +125,6 @@ export function runService(name: string, build: (ctx: ServiceContext) => Promise
       process.kill(process.pid, 'SIGTERM');
     }, 1000);
     orphaned.unref();
-    onShutdownSignal(logger, async () => {
-      config.close();
-      await grpc?.shutdown();
-      await parts.stop?.();
-      await decisions.close();
-      await stopTelemetry();
-    });
+    onShutdownSignal(running.logger, () => running.stop());
   });
 }

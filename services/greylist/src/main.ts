@@ -1,18 +1,4 @@
 import { runService } from '@smtpguard/service-runtime';
-import { Greylister } from './greylister.js';
-import { openStore } from './store/index.js';
-import { greylistServiceBinding } from './transport/grpc.js';
+import { buildGreylist } from './build.js';
 
-runService('greylist', async ({ config, logger, decisions }) => {
-  const store = await openStore(config.current);
-  const g = config.current.config.greylist;
-  logger.info({ store: g.store.type, triplets: await store.countTriplets() }, 'greylist store open');
-  const greylister = new Greylister(store, () => config.current.config.greylist);
-  return {
-    grpc: {
-      listen: (c) => c.greylist.listen,
-      bindings: [greylistServiceBinding({ greylister, store, decisions })],
-    },
-    stop: () => store.close(),
-  };
-});
+runService('greylist', buildGreylist);

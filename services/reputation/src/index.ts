@@ -1,3 +1,4 @@
+export { buildReputation } from './build.js';
 export { checkClient } from './client.js';
 export { checkContent, extractLinks } from './content.js';
 export { CachingResolver, DnsError, type DnsStats, reverseZone } from './dns/resolver.js';

@@ -1,19 +1,51 @@
 import { type Client, connectivityState } from '@grpc/grpc-js';
 import type { BackendConfig, Config } from '@smtpguard/config';
 import { auth, greylist, reputation } from '@smtpguard/contracts';
-import { clientStream, createClient, unary } from '@smtpguard/grpc-kit';
+import {
+  clientStream,
+  createClient,
+  type LocalServices,
+  localClientStream,
+  localUnary,
+  type MethodRef,
+  unary,
+} from '@smtpguard/grpc-kit';
 
 export type BackendName = 'auth' | 'reputation' | 'greylist';
 
-/** gRPC clients of the three backend services, rebuilt when their address changes in the config. */
+const DEFINITIONS = {
+  auth: auth.AuthServiceService,
+  reputation: reputation.ReputationServiceService,
+  greylist: greylist.GreylistServiceService,
+};
+
+/**
+ * gRPC clients of the three backend services, rebuilt when their address changes in the config. A service that
+ * runs in this same process (the one-process mode of `pnpm start`) is called directly, without gRPC: the same
+ * handler, request, deadline and errors, and its address setting is not used.
+ */
 export class Backends {
   auth!: auth.AuthServiceClient;
   reputation!: reputation.ReputationServiceClient;
   greylist!: greylist.GreylistServiceClient;
   private cfg!: Config['edge']['backends'];
+  private readonly inProcess: Record<BackendName, boolean>;
 
-  constructor(cfg: Config['edge']['backends']) {
+  constructor(
+    cfg: Config['edge']['backends'],
+    private readonly local?: LocalServices,
+  ) {
+    this.inProcess = {
+      auth: Boolean(local?.serves(DEFINITIONS.auth)),
+      reputation: Boolean(local?.serves(DEFINITIONS.reputation)),
+      greylist: Boolean(local?.serves(DEFINITIONS.greylist)),
+    };
     this.update(cfg);
+  }
+
+  /** Whether the backend runs in this process (called without gRPC). */
+  isLocal(name: BackendName): boolean {
+    return this.inProcess[name];
   }
 
   update(cfg: Config['edge']['backends']): void {
@@ -43,6 +75,8 @@ export class Backends {
     method: Parameters<typeof unary<Req, Res>>[2],
     request: Req,
   ): Promise<Res> {
+    const handler = this.inProcess[name] ? this.local?.handler(method as MethodRef) : undefined;
+    if (handler) return localUnary(name, handler, method as MethodRef, request, this.cfg[name].deadlineMs);
     const client = this[name] as unknown as Client;
     return unary(name, client, method, request, this.cfg[name].deadlineMs);
   }
@@ -57,6 +91,8 @@ export class Backends {
     requests: AsyncIterable<Req>,
     deadlineMs = this.cfg[name].deadlineMs,
   ): Promise<Res> {
+    const handler = this.inProcess[name] ? this.local?.handler(method as MethodRef) : undefined;
+    if (handler) return localClientStream(name, handler, method as MethodRef, requests, deadlineMs);
     const client = this[name] as unknown as Client;
     return clientStream(name, client, method, requests, deadlineMs);
   }
@@ -66,6 +102,7 @@ export class Backends {
    * channel is made to connect; with several replicas behind one DNS name, one reachable replica is enough.
    */
   reachable(name: BackendName, timeoutMs: number): Promise<boolean> {
+    if (this.inProcess[name]) return Promise.resolve(true);
     const client = this[name] as unknown as Client;
     if (client.getChannel().getConnectivityState(true) === connectivityState.READY)
       return Promise.resolve(true);

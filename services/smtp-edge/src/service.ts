@@ -22,11 +22,11 @@ function trustedList(cfg: Config): ClientRules {
 }
 
 /** Builds the edge from the config: backends, next hop, the checks' runner, the listeners; and reloads it. */
-export async function startEdge({ config, logger, decisions }: ServiceContext): Promise<ServiceParts> {
+export async function startEdge({ config, logger, decisions, local }: ServiceContext): Promise<ServiceParts> {
   const cfg = config.current.config;
   const loop = await nextHopLoop(cfg);
   if (loop) throw new Error(loop);
-  const backends = new Backends(cfg.edge.backends);
+  const backends = new Backends(cfg.edge.backends, local);
   let trusted = trustedList(cfg);
   let nextHop = measuredNextHop(createNextHop(config.current));
   const tracker = new ConnectionTracker();

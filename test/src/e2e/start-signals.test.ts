@@ -1,6 +1,6 @@
 // `pnpm start` as an operator stops it: the launcher gets the signal itself (the start script execs it instead
-// of leaving a shell in between), and a wrapper killed without passing a signal on does not leave the services
-// running (the launcher stops when its parent is gone).
+// of leaving a shell in between), and a wrapper killed without passing a signal on does not leave smtpguard
+// running (the launcher stops when its parent is gone), whether the services run in its process or their own.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -70,7 +70,7 @@ function run(script: string): { child: ChildProcess; output: () => string } {
 }
 
 describe('stopping pnpm start', () => {
-  it('SIGTERM to the process pnpm runs the start script in stops every service', async () => {
+  it('SIGTERM to the process pnpm runs the start script in stops smtpguard', async () => {
     const pkg = JSON.parse(readFileSync(`${root}/package.json`, 'utf8')) as { scripts: { start: string } };
     // The script as pnpm runs it (sh -c), the build step (done) replaced by `true`, with this test's config.
     const script = pkg.scripts.start
@@ -79,28 +79,68 @@ describe('stopping pnpm start', () => {
     const { child, output } = run(script);
     await waitFor('smtpguard is running', () => output().includes('smtpguard is running'), 30_000);
     const pid = child.pid as number;
-    const all = await descendants(pid);
-    assert.equal(all.filter((p) => p.cmd.includes('/services/')).length, 4, output());
-    // pnpm passes SIGTERM to this process; the shell must not be what is left waiting in between.
-    process.kill(pid, 'SIGTERM');
-    await waitFor('every process stopped', () => all.every((p) => !alive(p.pid)) || undefined, 30_000);
-  });
-
-  it('a wrapper killed without passing the signal on does not leave the services running', async () => {
-    // A shell that does not exec, as npx/npm wrappers and node shims are.
-    const { child, output } = run(
-      `"${process.execPath}" packages/launcher/dist/main.js --config ${configPath}; true`,
+    // pnpm passes SIGTERM to this process: the shell must have become what it runs (exec), not be left waiting
+    // in between. What it runs is node, or pnpm's `node` shim (a shell script that does not exec) with node
+    // below it; either way one node process runs the launcher, and the services run inside it (the default).
+    const below = await descendants(pid);
+    const launchers = [{ pid, cmd: await cmdline(pid) }, ...below].filter((p) =>
+      p.cmd.includes('packages/launcher/dist/main.js'),
     );
-    await waitFor('smtpguard is running', () => output().includes('smtpguard is running'), 30_000);
-    const [launcher] = await childrenOf(child.pid as number);
-    assert.ok(launcher);
-    const services = await childrenOf(launcher);
-    assert.equal(services.length, 4);
-    child.kill('SIGKILL');
+    assert.equal(launchers.length, below.length ? 2 : 1, JSON.stringify(below));
+    assert.ok(
+      below.every((p) => p.cmd.includes('packages/launcher/dist/main.js')),
+      JSON.stringify(below),
+    );
+    process.kill(pid, 'SIGTERM');
     await waitFor(
-      'the launcher and every service stopped',
-      () => [launcher, ...services].every((p) => !alive(p)) || undefined,
+      'the launcher stopped',
+      () => [pid, ...below.map((p) => p.pid)].every((p) => !alive(p)) || undefined,
       30_000,
     );
+  });
+
+  it('with a process per service, SIGTERM to the launcher stops every service', async () => {
+    const { child, output } = run(
+      `exec "${process.execPath}" packages/launcher/dist/main.js --config ${configPath} --processes per-service`,
+    );
+    await waitFor('smtpguard is running', () => output().includes('smtpguard is running'), 30_000);
+    const pid = child.pid as number;
+    const all = await descendants(pid);
+    assert.equal(all.filter((p) => p.cmd.includes('/services/')).length, 4, output());
+    process.kill(pid, 'SIGTERM');
+    await waitFor(
+      'every process stopped',
+      () => [pid, ...all.map((p) => p.pid)].every((p) => !alive(p)) || undefined,
+      30_000,
+    );
+  });
+
+  for (const mode of ['one', 'per-service'] as const) {
+    it(`a wrapper killed without passing the signal on does not leave smtpguard running (--processes ${mode})`, async () => {
+      // A shell that does not exec, as npx/npm wrappers and node shims are.
+      const { child, output } = run(
+        `"${process.execPath}" packages/launcher/dist/main.js --config ${configPath} --processes ${mode}; true`,
+      );
+      await waitFor('smtpguard is running', () => output().includes('smtpguard is running'), 30_000);
+      const [launcher] = await childrenOf(child.pid as number);
+      assert.ok(launcher);
+      const services = await childrenOf(launcher);
+      assert.equal(services.length, mode === 'one' ? 0 : 4);
+      child.kill('SIGKILL');
+      await waitFor(
+        'the launcher and every service stopped',
+        () => [launcher, ...services].every((p) => !alive(p)) || undefined,
+        30_000,
+      );
+    });
+  }
+
+  it('refuses an unknown --processes value with a clear message', async () => {
+    const { child, output } = run(
+      `exec "${process.execPath}" packages/launcher/dist/main.js --config ${configPath} --processes two`,
+    );
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    assert.equal(code, 1);
+    assert.match(output(), /--processes must be "one" or "per-service", not "two"/);
   });
 });

@@ -32,6 +32,20 @@ export class DnsError extends Error {
   }
 }
 
+/**
+ * A DnsError without a stack trace: "no such record" is an everyday answer (every DNS list that does not list a
+ * client), thrown from the cache on every lookup; capturing a stack for it cost more than the lookup itself.
+ */
+function dnsError(code: DnsErrorCode, hostname: string, rrtype: string): DnsError {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new DnsError(code, hostname, rrtype);
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
 /** True for answers that mean "no such record" rather than a failed lookup. */
 export function isNoData(err: unknown): boolean {
   const code = (err as { code?: string }).code;
@@ -166,7 +180,7 @@ export class CachingResolver {
         entry = await p;
       }
     }
-    if ('error' in entry) throw new DnsError(entry.error, qname, type);
+    if ('error' in entry) throw dnsError(entry.error, qname, type);
     return entry.records.slice() as Records[T];
   }
 
