@@ -27,7 +27,9 @@
 // every process of the target (/proc/<pid>/stat, utime + stime, launcher and services included), ratio to the
 // reference of the same repetition; added latency of one RCPT (checks-on minus checks-off, one session, MAIL,
 // RCPT timed, RSET, BENCH_RCPTS times, medians); RSS of every process after checks-on accepted
-// BENCH_SOAK_MSGS messages in total (default 50,000; the 20x10 load tops up to it, at most 120 s).
+// BENCH_SOAK_MSGS messages in total (default 50,000; the 20x10 load tops up to it, at most BENCH_SOAK_SECONDS,
+// default 120), with the whole checks-on system's RSS each time another 25,000 messages were accepted (flat or
+// growing).
 // Output: a markdown table on stdout and .var/bench/smtp.json. BENCH_NODE=<node binary> runs the targets on
 // another Node (the Node 20 / 24 comparison); BENCH_CPU_PROF=1 writes --cpu-prof profiles of the smtpguard
 // services to .var/bench/profiles.
@@ -53,6 +55,7 @@ const settings = {
   reps: num(env.BENCH_REPS, 3),
   rcpts: num(env.BENCH_RCPTS, 300),
   soakMsgs: num(env.BENCH_SOAK_MSGS, 50_000),
+  soakSeconds: num(env.BENCH_SOAK_SECONDS, 120),
   messageBytes: 4096,
   node: env.BENCH_NODE ?? process.execPath,
   loads: env.BENCH_LOADS?.split(',') ?? ['20x10', 'new-conn', 'single'],
@@ -466,6 +469,8 @@ async function main(): Promise<number> {
   let accepted = 0;
   let failure: string | undefined;
   const rss: { process: string; pid: number; rssMb: number }[] = [];
+  /** The checks-on system's RSS (all its processes) after so many accepted messages. */
+  const rssAlong: { messages: number; rssMb: number }[] = [];
   try {
     for (const name of settings.targets) {
       process.stdout.write(`starting ${name} ... `);
@@ -506,10 +511,17 @@ async function main(): Promise<number> {
     }
     const on = targets.find((t) => t.name === 'checks-on');
     if (on) {
-      const soakStop = Date.now() + 120_000;
+      const soakStop = Date.now() + settings.soakSeconds * 1000;
+      const total = () => on.pids().reduce((sum, pid) => sum + rssMb(pid), 0);
+      let next = Math.ceil((accepted + 1) / 25_000) * 25_000;
       while (accepted < settings.soakMsgs && Date.now() < soakStop) {
         await smtpSourceOnce(on.port, (LOADS['20x10'] as Load).args);
         accepted += 200;
+        if (accepted >= next) {
+          rssAlong.push({ messages: accepted, rssMb: total() });
+          process.stdout.write(`checks-on RSS after ${accepted} messages: ${total()} MB\n`);
+          next += 25_000;
+        }
       }
     }
     for (const t of targets)
@@ -589,6 +601,10 @@ async function main(): Promise<number> {
   lines.push(
     `| **checks-on total** | **${rssOn}** (target ≤ ${TARGETS.rssMb}: ${rssOn <= TARGETS.rssMb ? 'meets' : 'above'}) |`,
   );
+  if (rssAlong.length) {
+    lines.push('', '| checks-on, messages accepted | RSS, all processes, MB |', '|---:|---:|');
+    for (const x of rssAlong) lines.push(`| ${x.messages} | ${x.rssMb} |`);
+  }
   const cpu = cpus();
   const report = {
     benchmark: 'SMTP path: smtpguard vs a bare smtp-server sink (smtp-source loads)',
@@ -607,6 +623,7 @@ async function main(): Promise<number> {
     rcptLatencyMs: rcpt,
     rcptAddedMs: added,
     rss,
+    rssAlong,
     acceptedByChecksOn: accepted,
     runs: results,
     failure,

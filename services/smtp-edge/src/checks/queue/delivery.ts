@@ -1,4 +1,6 @@
-import { pipeline } from 'node:stream/promises';
+import { once } from 'node:events';
+import type { Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { formatReply, type Vars } from '@smtpguard/reasons';
 import { DeliveryError, type HopReply } from '../../delivery/next-hop.js';
 import { withoutOwnAuthResults } from '../../delivery/own-auth-results.js';
@@ -73,11 +75,14 @@ export const delivery = defineCheck({
       const fields = ctx.tx.headers.map((h) => `${h}\r\n`).join('');
       try {
         const own = ctx.cfg.edge.hostname;
-        await pipeline(async function* () {
-          yield Buffer.from(fields + head);
-          // RFC 8601 5: Authentication-Results fields in this host's name that the client sent are forged.
-          yield* withoutOwnAuthResults(message.reader(), own);
-        }, opened.stream);
+        await writeAll(
+          opened.stream,
+          (async function* () {
+            yield Buffer.from(fields + head);
+            // RFC 8601 5: Authentication-Results fields in this host's name that the client sent are forged.
+            yield* withoutOwnAuthResults(message.reader(), own);
+          })(),
+        );
       } catch (err) {
         throw new DeliveryError(
           `sending the message failed: ${(err as Error).message}`,
@@ -91,3 +96,25 @@ export const delivery = defineCheck({
     }
   },
 });
+
+/**
+ * Writes the chunks to the next hop's stream with backpressure, ends it and waits until it finished; rejects
+ * with the stream's error (the chunks are not read further), or with the chunks' error (the stream is destroyed). What stream.pipeline does, without the
+ * AbortController (and its DOMException with a stack) that pipeline makes and aborts for every message.
+ */
+async function writeAll(out: Writable, chunks: AsyncIterable<Buffer>): Promise<void> {
+  const done = finished(out);
+  done.catch(() => undefined); // observed below; an early error must not be an unhandled rejection
+  try {
+    for await (const chunk of chunks) {
+      if (out.destroyed) break;
+      if (!out.write(chunk)) await Promise.race([once(out, 'drain'), done]);
+    }
+  } catch (err) {
+    // The message could not be read to the end: the next hop's stream is torn down, never ended as if whole.
+    out.destroy(err as Error);
+    throw err;
+  }
+  if (!out.destroyed) out.end();
+  await done;
+}
