@@ -83,18 +83,35 @@ function samplePeak(): { stop(): Promise<number> } {
   };
 }
 
-/** Opens a TCP connection and resolves with the first line the edge sends (or "closed"), within timeoutMs. */
+/**
+ * Opens a TCP connection and resolves with the first line the edge sends (or "closed"), within timeoutMs, and when
+ * (`at`); `all()` is everything the edge sent until now, `closedByEdgeAt()` when the edge closed it, if it did.
+ */
 function firstLine(
   port: number,
   localAddress: string,
   timeoutMs = 10_000,
-): Promise<{ line: string; close(): void }> {
+): Promise<{ line: string; at: number; close(): void; all(): string; closedByEdgeAt(): number | undefined }> {
   return new Promise((resolve) => {
     const s = tcpConnect({ port, host: '127.0.0.1', localAddress });
     let buf = '';
+    let ours = false;
+    let closedAt: number | undefined;
+    s.on('close', () => {
+      closedAt ??= performance.now();
+    });
     const done = (line: string) => {
       clearTimeout(t);
-      resolve({ line, close: () => s.destroy() });
+      resolve({
+        line,
+        at: performance.now(),
+        close: () => {
+          ours = true;
+          s.destroy();
+        },
+        all: () => buf,
+        closedByEdgeAt: () => (ours ? undefined : closedAt),
+      });
     };
     const t = setTimeout(() => done('timeout'), timeoutMs);
     s.on('data', (d: Buffer) => {
@@ -194,7 +211,7 @@ describe('connection control', () => {
     );
   });
 
-  it('2,000 connections from one client: 5 admitted, the rest refused at once, memory stays bounded', async (t) => {
+  it('2,000 connections from one client: at most 5 admitted at a time, the rest refused at once, memory stays bounded', async (t) => {
     const before = await edgeRss();
     const peak = samplePeak();
     const started = Date.now();
@@ -206,14 +223,28 @@ describe('connection control', () => {
       );
     }
     const seconds = (Date.now() - started) / 1000;
-    const greeted = all.filter((a) => a.line === GREETING).length;
+    const greeted = all.filter((a) => a.line === GREETING);
     const refused = all.filter(
       (a) => unref(a.line) === '421 4.7.0 Too many connections from 127.0.1.20, please try again later',
     );
+    // An admitted client that says nothing is cut off after edge.timeouts.commandMs (1.5 s here), which frees its
+    // slot: on a slow machine the flood outlasts that, and later waves get those slots. So what must hold is at
+    // most 5 admitted at a time: when one is greeted, fewer than 5 greeted before it are still open (a close is
+    // seen by this client a moment after the edge freed the slot: 100 ms of slack).
+    const cutOff = greeted.filter((a) => a.closedByEdgeAt() !== undefined);
+    for (const a of cutOff) assert.match(a.all(), /\r\n421 4\.4\.2 Timeout: no command for /);
+    const openAt = (t: number) =>
+      greeted.filter((a) => a.at <= t && (a.closedByEdgeAt() ?? Number.POSITIVE_INFINITY) > t + 100).length;
+    const most = Math.max(...greeted.map((a) => openAt(a.at)));
     for (const a of all) a.close();
     const peakRss = await peak.stop();
-    assert.equal(greeted, 5, `answers: ${[...new Set(all.map((a) => a.line))].join(' | ')}`);
-    assert.equal(refused.length, 1995);
+    const answers = `answers: ${[...new Set(all.map((a) => a.line))].join(' | ')}`;
+    assert.ok(greeted.length >= 5, answers);
+    assert.ok(
+      most <= 5,
+      `${most} at once; ${greeted.length} admitted, ${cutOff.length} cut off by the command timeout`,
+    );
+    assert.equal(refused.length, 2000 - greeted.length, answers);
     const growth = peakRss - before;
     t.diagnostic(
       `2000 connections in ${seconds.toFixed(1)} s: edge RSS ${(before / MiB).toFixed(0)} MB before, ` +

@@ -4,7 +4,7 @@ import type { DecisionRecorder, Outcome, PhaseName } from '@smtpguard/decisions'
 import { BackendError } from '@smtpguard/grpc-kit';
 import type { Logger } from '@smtpguard/logging';
 import { type ReasonCode, type Reply, reason, render, replyFor, type Vars } from '@smtpguard/reasons';
-import { withSpan } from '@smtpguard/telemetry';
+import { tracesExported, withSpan } from '@smtpguard/telemetry';
 import { type Session, sessionContext, sessionVars } from '../session.js';
 import type { Check, CheckContext, EngineDeps, Phase, PhaseInputs, Verdict } from './check.js';
 import { ReplyError } from './reply.js';
@@ -42,8 +42,22 @@ export class Runner {
     return { cfg, session, deps: this.deps, input, tx: session.tx, rcpt } as CheckContext<P>;
   }
 
-  /** Runs a phase; resolves with the verdicts recorded, throws ReplyError when a check refuses. */
-  async run<P extends Phase>(phase: P, ctx: CheckContext<P>, scope: DecisionScope = {}): Promise<Verdict[]> {
+  /**
+   * Runs a phase; resolves with the verdicts recorded, throws ReplyError when a check refuses. The checks run in
+   * the session's trace context (a backend call carries it); with spans exported each check has its own span
+   * below the session's, otherwise the phase enters the session's context once for all its checks.
+   */
+  run<P extends Phase>(phase: P, ctx: CheckContext<P>, scope: DecisionScope = {}): Promise<Verdict[]> {
+    const session = ctx.session.ctx;
+    if (tracesExported() || !session || context.active() === session) return this.runPhase(phase, ctx, scope);
+    return context.with(session, () => this.runPhase(phase, ctx, scope));
+  }
+
+  private async runPhase<P extends Phase>(
+    phase: P,
+    ctx: CheckContext<P>,
+    scope: DecisionScope,
+  ): Promise<Verdict[]> {
     const verdicts: Verdict[] = [];
     for (const check of this.phases[phase] as ReadonlyArray<Check<P>>) {
       if (check.enabled && !check.enabled(ctx)) continue;
@@ -65,37 +79,30 @@ export class Runner {
     scope: DecisionScope,
   ): Promise<Verdict | undefined> {
     const started = performance.now();
-    const parent = ctx.session.span ? trace.setSpan(context.active(), ctx.session.span) : context.active();
-    const v = await withSpan(
-      `${check.phase} ${check.name}`,
-      {
-        'smtpguard.check': check.name,
-        'smtpguard.session': ctx.session.id,
-        // The transaction so far (undefined attributes are left out): its sender and recipients accepted.
-        'smtp.mail_from': ctx.session.tx?.sender,
-        'smtp.rcpt_count': ctx.session.tx?.recipients.length,
-      },
-      async (span) => {
-        let verdict: Verdict | undefined;
-        try {
-          verdict = await check.run(ctx);
-        } catch (err) {
-          if (!(err instanceof BackendError) || !check.onBackendError) throw err;
-          const mode = check.onBackendError.mode(ctx.cfg);
-          verdict = {
-            outcome: 'error',
-            reason: check.onBackendError.reason,
-            refuse: mode === 'fail-closed',
-            vars: { error: err.message },
-            attributes: { error: err.message, failure_mode: mode },
-          };
-        }
-        if (verdict)
-          span.setAttributes({ 'smtpguard.outcome': verdict.outcome, 'smtpguard.reason': verdict.reason });
-        return verdict;
-      },
-      { parent },
-    );
+    const v = tracesExported()
+      ? await withSpan(
+          `${check.phase} ${check.name}`,
+          {
+            'smtpguard.check': check.name,
+            'smtpguard.session': ctx.session.id,
+            // The transaction so far (undefined attributes are left out): its sender and recipients accepted.
+            'smtp.mail_from': ctx.session.tx?.sender,
+            'smtp.rcpt_count': ctx.session.tx?.recipients.length,
+          },
+          async (span) => {
+            const verdict = await this.verdictOf(check, ctx);
+            if (verdict)
+              span.setAttributes({
+                'smtpguard.outcome': verdict.outcome,
+                'smtpguard.reason': verdict.reason,
+              });
+            return verdict;
+          },
+          {
+            parent: ctx.session.span ? trace.setSpan(context.active(), ctx.session.span) : context.active(),
+          },
+        )
+      : await this.verdictOf(check, ctx);
     if (!v) return undefined;
     if (!(check.reasons as readonly string[]).includes(v.reason)) {
       throw new Error(`check ${check.name} returned reason ${v.reason}, which it does not declare`);
@@ -107,6 +114,26 @@ export class Runner {
     const reply = this.decide(ctx.session, check.phase, check.name, v, scope, performance.now() - started);
     if (reply) throw new ReplyError(reply, v.reason, Boolean(v.close));
     return v;
+  }
+
+  /** The check's verdict; a backend failure becomes the check's failure-mode verdict when it declares one. */
+  private async verdictOf<P extends Phase>(
+    check: Check<P>,
+    ctx: CheckContext<P>,
+  ): Promise<Verdict | undefined> {
+    try {
+      return await check.run(ctx);
+    } catch (err) {
+      if (!(err instanceof BackendError) || !check.onBackendError) throw err;
+      const mode = check.onBackendError.mode(ctx.cfg);
+      return {
+        outcome: 'error',
+        reason: check.onBackendError.reason,
+        refuse: mode === 'fail-closed',
+        vars: { error: err.message },
+        attributes: { error: err.message, failure_mode: mode },
+      };
+    }
   }
 
   /**
