@@ -4,7 +4,8 @@
 //
 // Targets, each started as a user starts it (a child process, so every figure is of that process tree):
 //   reference   a bare smtp-server that accepts and discards (test/src/bench/smtp-sink.ts), no greeting pause
-//   checks-on   `node packages/launcher/dist/main.js --config <file>`: the launcher and its 4 services with the
+//   checks-on   `node packages/launcher/dist/main.js --config <file>`: the 4 services in the launcher's one
+//               process as `pnpm start` runs them (BENCH_PROCESSES=per-service: a process each), with the
 //               config of deploy/local/smtpguard.yaml (spool next hop, decisions in a JSON-lines file, logLevel
 //               info) plus checks: two DNSBL zones, FCrDNS, SPF (pass), HELO host and sender domain (MX) checks,
 //               directory lookups of sender and recipient, greylist on the known-triplet path (delaySeconds 0,
@@ -56,6 +57,8 @@ const settings = {
   rcpts: num(env.BENCH_RCPTS, 300),
   soakMsgs: num(env.BENCH_SOAK_MSGS, 50_000),
   soakSeconds: num(env.BENCH_SOAK_SECONDS, 120),
+  /** How the launcher runs the services of the checks-on and checks-off targets (`--processes`). */
+  processes: env.BENCH_PROCESSES ?? 'one',
   messageBytes: 4096,
   node: env.BENCH_NODE ?? process.execPath,
   loads: env.BENCH_LOADS?.split(',') ?? ['20x10', 'new-conn', 'single'],
@@ -290,7 +293,8 @@ async function startSmtpguard(name: string, dns: string, checksOn: boolean, dir:
   await writeFile(configPath, stringify(config));
   const cpuProf = env.BENCH_CPU_PROF ? join(outDir, 'profiles', name) : undefined;
   if (cpuProf) await mkdir(cpuProf, { recursive: true });
-  const child = spawn(settings.node, [join(root, 'packages/launcher/dist/main.js'), '--config', configPath], {
+  const args = [join(root, 'packages/launcher/dist/main.js'), '--config', configPath];
+  const child = spawn(settings.node, [...args, '--processes', settings.processes], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: cpuProf ? { ...process.env, NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${cpuProf}` } : process.env,
@@ -631,7 +635,7 @@ async function main(): Promise<number> {
   const file = join(outDir, env.BENCH_OUT ?? 'smtp.json');
   await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
   process.stdout.write(
-    `\nnode ${report.machine.node}, ${cpu.length} cores, commit ${report.commit}; medians (min..max) of ${settings.reps} reps, ${settings.seconds} s each\n\n${lines.join('\n')}\n\nresults: ${file}\n`,
+    `\nnode ${report.machine.node}, ${cpu.length} cores, commit ${report.commit}, smtpguard processes: ${settings.processes}; medians (min..max) of ${settings.reps} reps, ${settings.seconds} s each\n\n${lines.join('\n')}\n\nresults: ${file}\n`,
   );
   return failure ? 1 : 0;
 }
