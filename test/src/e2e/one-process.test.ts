@@ -7,9 +7,10 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { waitFor } from '@smtpguard/testing';
+import { freePort, waitFor } from '@smtpguard/testing';
 import { readDecisions } from '../harness/decision-file.js';
 import { type DnsServer, startDnsServer } from '../harness/dns-server.js';
+import { scrape, total } from '../harness/prometheus.js';
 import { unref } from '../harness/reference.js';
 import { smtpSend } from '../harness/smtp-client.js';
 import { ALICE, buildConfig, testMessage, writeConfig } from '../harness/system.js';
@@ -21,6 +22,7 @@ let configPath: string;
 let mxPort: number;
 let submissionPort: number;
 let launcher: ChildProcess;
+let metricsPort: number;
 let output = '';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -31,9 +33,15 @@ before(async () => {
   built.config.greylist.ipv4Prefix = 32; // every loopback address is its own client
   ({ mxPort, submissionPort } = built);
   ({ dir, configPath } = await writeConfig(built.config));
+  metricsPort = await freePort();
   launcher = spawn(process.execPath, [join(root, 'packages/launcher/dist/main.js'), '--config', configPath], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, OTEL_METRICS_EXPORTER: 'none' },
+    env: {
+      ...process.env,
+      OTEL_METRICS_EXPORTER: 'prometheus',
+      OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1',
+      OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort),
+    },
   });
   const collect = (d: Buffer) => {
     output += d.toString();
@@ -151,6 +159,21 @@ describe('one process (pnpm start)', () => {
     assert.equal(add.status, 0, add.stderr);
     const r = await send('127.0.0.7', 'new@partner.example');
     assert.equal(r.code, 250, r.response);
+  });
+
+  it("serves every service's metrics on the one endpoint", async () => {
+    const samples = await scrape(metricsPort);
+    const decisions = (labels: Record<string, string>) => total(samples, 'smtpguard_decisions_total', labels);
+    assert.ok(decisions({ service: 'greylist', reason: 'greylist.new' }) >= 1, 'greylist');
+    assert.ok(decisions({ service: 'smtp-edge', reason: 'queue.accepted' }) >= 2, 'edge');
+    assert.ok(decisions({ service: 'smtp-edge', reason: 'rcpt.unknown_user' }) >= 1, 'edge refusal');
+    // The edge's calls to the services in its process are measured as calls, as over gRPC.
+    assert.ok(
+      total(samples, 'rpc_client_call_duration_count', {
+        rpc_service: 'smtpguard.greylist.v1.GreylistService',
+      }) >= 3,
+      'greylist calls',
+    );
   });
 
   it('SIGTERM stops the process with exit code 0', async () => {
