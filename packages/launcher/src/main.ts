@@ -1,6 +1,6 @@
 // `pnpm start`: the whole system on one machine, with the embedded defaults of the given config file. By default
 // the four services run in this one process (`--processes one`); `--processes per-service` starts each as a
-// child process instead, as they run in Kubernetes (docs/operations.md).
+// child process instead, as they run in Kubernetes (docs/performance.md, "One process").
 import { readFileSync } from 'node:fs';
 import { configPathFromArgs, type LoadedConfig, loadConfig } from '@smtpguard/config';
 import { prometheusEnv, SERVICES, startSystem } from './system.js';
@@ -91,7 +91,14 @@ async function startHere(loaded: LoadedConfig, scrape: boolean): Promise<Started
   await import('@smtpguard/telemetry/register');
   const { startOneProcess } = await import('./one-process.js');
   const running = await startOneProcess(loaded);
-  return { stop: () => running.stop(), onUnexpectedExit: () => undefined };
+  return {
+    async stop() {
+      running.logger.info('shutting down');
+      await running.stop();
+      running.logger.info('stopped');
+    },
+    onUnexpectedExit: () => undefined,
+  };
 }
 
 /** Each service as a child process of this one, its log lines passed on to stdout. */

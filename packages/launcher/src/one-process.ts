@@ -16,10 +16,14 @@ export async function startOneProcess(loaded: LoadedConfig): Promise<RunningServ
       import('@smtpguard/greylist'),
       import('@smtpguard/smtp-edge'),
     ]);
-  return startServices(loaded, [
-    { name: 'auth', build: buildAuth },
-    { name: 'reputation', build: buildReputation },
-    { name: 'greylist', build: buildGreylist },
-    { name: 'smtp-edge', build: startEdge },
-  ]);
+  return startServices(
+    loaded,
+    [
+      { name: 'auth', build: buildAuth },
+      { name: 'reputation', build: buildReputation },
+      { name: 'greylist', build: buildGreylist },
+      { name: 'smtp-edge', build: startEdge },
+    ],
+    'smtpguard',
+  );
 }

@@ -42,7 +42,7 @@ export interface ServiceSpec {
 }
 
 export interface RunningServices {
-  /** The logger of the first service (for the process's own lines). */
+  /** The logger of the process's own lines (a rejected config change, shutting down), named processName. */
   logger: Logger;
   /** Stops the services in the reverse order of their start: gRPC first, then their parts, then decisions. */
   stop(): Promise<void>;
@@ -53,7 +53,11 @@ export interface RunningServices {
  * recorder (as in a process of its own) and the gRPC services of those before it as local services. Each logs
  * "<name> started" once it serves. The config file is watched once for all.
  */
-export async function startServices(loaded: LoadedConfig, specs: ServiceSpec[]): Promise<RunningServices> {
+export async function startServices(
+  loaded: LoadedConfig,
+  specs: ServiceSpec[],
+  processName = specs[0]?.name ?? 'smtpguard',
+): Promise<RunningServices> {
   const config = new ConfigHandle(loaded);
   const local = new LocalServices();
   const started: Array<{
@@ -100,11 +104,14 @@ export async function startServices(loaded: LoadedConfig, specs: ServiceSpec[]):
     await stop().catch(() => undefined);
     throw err;
   }
-  const first = started[0]?.logger ?? createLogger('smtpguard', { level: loaded.config.logLevel });
+  const own = createLogger(processName, { level: loaded.config.logLevel, instance: loaded.config.instance });
+  config.onChange((c) => {
+    own.level = c.config.logLevel;
+  });
   config.watch((err) =>
-    first.error({ err: err.message }, 'config change rejected; keeping the previous config'),
+    own.error({ err: err.message }, 'config change rejected; keeping the previous config'),
   );
-  return { logger: first, stop };
+  return { logger: own, stop };
 }
 
 /**

@@ -43,11 +43,6 @@ export class Backends {
     this.update(cfg);
   }
 
-  /** Whether the backend runs in this process (called without gRPC). */
-  isLocal(name: BackendName): boolean {
-    return this.inProcess[name];
-  }
-
   update(cfg: Config['edge']['backends']): void {
     const prev = this.cfg;
     this.cfg = cfg;

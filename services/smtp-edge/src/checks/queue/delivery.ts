@@ -75,7 +75,7 @@ export const delivery = defineCheck({
       const fields = ctx.tx.headers.map((h) => `${h}\r\n`).join('');
       try {
         const own = ctx.cfg.edge.hostname;
-        await writeAll(
+        await pumpTo(
           opened.stream,
           (async function* () {
             yield Buffer.from(fields + head);
@@ -102,7 +102,7 @@ export const delivery = defineCheck({
  * with the stream's error (the chunks are not read further), or with the chunks' error (the stream is destroyed). What stream.pipeline does, without the
  * AbortController (and its DOMException with a stack) that pipeline makes and aborts for every message.
  */
-async function writeAll(out: Writable, chunks: AsyncIterable<Buffer>): Promise<void> {
+async function pumpTo(out: Writable, chunks: AsyncIterable<Buffer>): Promise<void> {
   const done = finished(out);
   done.catch(() => undefined); // observed below; an early error must not be an unhandled rejection
   try {
