@@ -1,7 +1,6 @@
 import { Metadata, type ServiceDefinition, type ServiceError, status } from '@grpc/grpc-js';
 import { answered, BackendError } from './client.js';
 import type { ServiceBinding } from './server.js';
-import { metadataWithTraceContext } from './trace-context.js';
 
 /** A grpc-js server handler (unary or client-streaming) as the implementation of a binding holds it. */
 type Handler = (call: unknown, callback: (err: ServiceError | null, res?: unknown) => void) => void;
@@ -15,7 +14,7 @@ export interface MethodRef {
 /**
  * The services running in this process, callable without gRPC (the one-process mode of `pnpm start`): a call
  * goes straight to the service's handler, the one its gRPC server runs for a remote caller, with the same
- * request object, trace context and deadline; an error becomes the same BackendError a remote call gives.
+ * request object and deadline, in the caller's (trace) context; an error becomes the same BackendError a remote call gives.
  * Only the network, HTTP/2 and protobuf encoding are left out.
  */
 export class LocalServices {
@@ -62,7 +61,8 @@ function callHandler<Res>(
       deadlineMs,
     );
     try {
-      handler({ ...call, metadata: metadataWithTraceContext(new Metadata()), getPeer }, finish);
+      // No trace context in the metadata: the handler runs in the caller's async context, so it is active there.
+      handler({ ...call, metadata: new Metadata(), getPeer }, finish);
     } catch (err) {
       finish(serviceError(status.INTERNAL, (err as Error).message));
     }

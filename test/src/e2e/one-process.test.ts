@@ -124,6 +124,9 @@ describe('one process (pnpm start)', () => {
     const grey = decisions.find((d) => d.service === 'greylist' && d.reasonCode === 'greylist.passed');
     const accepted = decisions.find((d) => d.service === 'smtp-edge' && d.reasonCode === 'queue.accepted');
     assert.equal(grey?.session?.sessionId, accepted?.session?.sessionId);
+    // And its trace: the in-process call runs in the edge's trace context.
+    assert.ok(accepted?.traceId, 'the edge decision has a trace id');
+    assert.equal(grey?.traceId, accepted?.traceId);
   });
 
   it('asks auth for the recipient and reputation for the client, in the same process', async () => {

@@ -22,6 +22,7 @@ export interface FileDecision {
   };
   recipient?: string;
   messageId?: string;
+  traceId?: string;
   attributes?: Record<string, string>;
 }
 
